@@ -1,0 +1,88 @@
+import http2, { type ClientHttp2Session } from 'node:http2'
+import net, { isIP } from 'node:net'
+import tls from 'node:tls'
+import { ConnectError, ProtocolNegotiationError } from './errors.js'
+import type { ConnectOptions } from './options.js'
+
+export interface DialTarget {
+  /** Canonical origin, `https://host:port`. */
+  origin: string
+  url: URL
+  /** The resolved address to connect to. */
+  address: string
+  h2c: boolean
+  tls: ConnectOptions
+}
+
+/** Our local SETTINGS: we never accept server push. */
+const settings: http2.Settings = { enablePush: false }
+
+/**
+ * Opens a TCP (and TLS) connection to a resolved address and starts an
+ * HTTP/2 session on it; resolves once the server's SETTINGS arrived.
+ *
+ * The certificate is verified against the origin's host name (sent as SNI),
+ * never against the IP we happen to connect to; IP-literal hosts send no SNI
+ * and are verified against the IP. Verification is on unless the caller set
+ * `rejectUnauthorized: false`.
+ */
+export function dial(target: DialTarget, signal: AbortSignal): Promise<ClientHttp2Session> {
+  const { url, address } = target
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+  const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80)
+  return new Promise<ClientHttp2Session>((resolve, reject) => {
+    let socket: net.Socket
+    let session: ClientHttp2Session | undefined
+    const fail = (error: Error) => {
+      signal.removeEventListener('abort', onAbort)
+      session?.destroy()
+      socket.destroy()
+      reject(error)
+    }
+    const onAbort = () => fail(signal.reason as Error)
+    const onSocketError = (error: Error) =>
+      fail(new ConnectError(`Could not connect to ${target.origin} at ${address}: ${error.message}`, { cause: error }))
+
+    const startSession = () => {
+      socket.off('error', onSocketError)
+      const created = http2.connect(target.origin, { createConnection: () => socket, settings })
+      session = created
+      const onEarlyError = (error: Error) =>
+        fail(new ConnectError(`HTTP/2 session to ${target.origin} at ${address} failed: ${error.message}`, { cause: error }))
+      const onEarlyClose = () => fail(new ConnectError(`${target.origin} at ${address} closed the connection before its SETTINGS`))
+      created.once('error', onEarlyError)
+      created.once('close', onEarlyClose)
+      created.once('remoteSettings', () => {
+        signal.removeEventListener('abort', onAbort)
+        created.off('error', onEarlyError)
+        created.off('close', onEarlyClose)
+        resolve(created)
+      })
+    }
+
+    if (target.h2c) {
+      socket = net.connect({ host: address, port })
+      socket.once('connect', startSession)
+    } else {
+      const servername = isIP(host) ? undefined : host
+      socket = tls.connect({
+        ...(servername === undefined ? {} : { servername }),
+        ...target.tls,
+        host: address,
+        port,
+        ALPNProtocols: ['h2', 'http/1.1'],
+      })
+      socket.once('secureConnect', () => {
+        const tlsSocket = socket as tls.TLSSocket
+        if (tlsSocket.alpnProtocol !== 'h2') {
+          fail(new ProtocolNegotiationError(target.origin, tlsSocket.alpnProtocol || 'http/1.1 (no ALPN)'))
+          return
+        }
+        startSession()
+      })
+    }
+    socket.once('error', onSocketError)
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
+  })
+}

@@ -1,0 +1,175 @@
+/**
+ * Every error drainpipe raises is a `DrainpipeError` with a stable `code`.
+ *
+ * `unprocessed: true` means the server provably never handled the request
+ * (refused by a read-only pool before a byte was written, above a GOAWAY's
+ * last-stream-id, or reset with REFUSED_STREAM): it is safe to send again,
+ * whatever the method. Everything else has an unknown or failed outcome.
+ */
+export class DrainpipeError extends Error {
+  override name = 'DrainpipeError'
+  readonly code: string
+  readonly unprocessed: boolean
+
+  constructor(message: string, code: string, options: { cause?: unknown; unprocessed?: boolean } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.unprocessed = options.unprocessed ?? false
+  }
+}
+
+/** An option has a wrong type, value, or a combination that cannot take effect. */
+export class InvalidOptionError extends DrainpipeError {
+  override name = 'InvalidOptionError'
+  constructor(message: string) {
+    super(message, 'DRAINPIPE_INVALID_OPTION')
+  }
+}
+
+/** Bad request arguments: URL, method, path, body type. */
+export class InvalidArgumentError extends DrainpipeError {
+  override name = 'InvalidArgumentError'
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, 'DRAINPIPE_INVALID_ARGUMENT', options)
+  }
+}
+
+/** A request header that cannot be sent: bad name or value, pseudo-header, conflicting duplicates. */
+export class InvalidHeaderError extends DrainpipeError {
+  override name = 'InvalidHeaderError'
+  readonly header: string
+  constructor(header: string, reason: string) {
+    super(`Invalid header '${header}': ${reason}`, 'DRAINPIPE_INVALID_HEADER')
+    this.header = header
+  }
+}
+
+/** Could not establish a connection (lookup, TCP, TLS, HTTP/2 preface). Nothing was sent. */
+export class ConnectError extends DrainpipeError {
+  override name = 'ConnectError'
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, 'DRAINPIPE_CONNECT', { ...options, unprocessed: true })
+  }
+}
+
+/** DNS lookup, TCP, TLS and the server's SETTINGS did not complete within `connectTimeout`. */
+export class ConnectTimeoutError extends DrainpipeError {
+  override name = 'ConnectTimeoutError'
+  constructor(timeout: number) {
+    super(`Connect timeout: no HTTP/2 session within ${timeout} ms (connectTimeout)`, 'DRAINPIPE_CONNECT_TIMEOUT', {
+      unprocessed: true,
+    })
+  }
+}
+
+/** The server negotiated a protocol drainpipe cannot speak on this origin. */
+export class ProtocolNegotiationError extends DrainpipeError {
+  override name = 'ProtocolNegotiationError'
+  readonly protocol: string
+  constructor(origin: string, protocol: string) {
+    super(
+      `${origin} negotiated '${protocol}' instead of 'h2' (ALPN); drainpipe speaks HTTP/2 on this origin`,
+      'DRAINPIPE_PROTOCOL_NEGOTIATION',
+      { unprocessed: true },
+    )
+    this.protocol = protocol
+  }
+}
+
+/** An HTTP/2 protocol or stream error reported by the peer or by node:http2. */
+export class ProtocolError extends DrainpipeError {
+  override name = 'ProtocolError'
+  readonly http2Code: number | undefined
+  constructor(message: string, options: { cause?: unknown; http2Code?: number; unprocessed?: boolean } = {}) {
+    super(message, 'DRAINPIPE_PROTOCOL', options)
+    this.http2Code = options.http2Code
+  }
+}
+
+/** The server reset the stream with REFUSED_STREAM: it did not process the request. */
+export class RefusedStreamError extends DrainpipeError {
+  override name = 'RefusedStreamError'
+  constructor() {
+    super('The server refused the stream (REFUSED_STREAM); the request was not processed', 'DRAINPIPE_REFUSED_STREAM', {
+      unprocessed: true,
+    })
+  }
+}
+
+/**
+ * The connection was read-only (draining, or above a GOAWAY's last-stream-id)
+ * when the request reached it: it was not processed and may be sent again.
+ */
+export class ReadOnlyError extends DrainpipeError {
+  override name = 'ReadOnlyError'
+  constructor(message = 'The connection is read-only (draining); the request was not processed') {
+    super(message, 'DRAINPIPE_READ_ONLY', { unprocessed: true })
+  }
+}
+
+/** A draining connection's deadline (`drainTimeout`) passed with this stream still open. */
+export class DrainTimeoutError extends DrainpipeError {
+  override name = 'DrainTimeoutError'
+  constructor(timeout: number) {
+    super(`The stream was cancelled: its connection did not drain within ${timeout} ms (drainTimeout)`, 'DRAINPIPE_DRAIN_TIMEOUT')
+  }
+}
+
+/** The connection died with the stream accepted: the outcome is unknown, so it is never retried silently. */
+export class ConnectionLostError extends DrainpipeError {
+  override name = 'ConnectionLostError'
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, 'DRAINPIPE_CONNECTION_LOST', options)
+  }
+}
+
+/** Too many requests are waiting for a stream slot or a connection. */
+export class QueueFullError extends DrainpipeError {
+  override name = 'QueueFullError'
+  constructor(origin: string, max: number) {
+    super(`Too many requests waiting for ${origin}: the queue holds at most ${max} (maxQueue)`, 'DRAINPIPE_QUEUE_FULL', {
+      unprocessed: true,
+    })
+  }
+}
+
+export class HeadersTimeoutError extends DrainpipeError {
+  override name = 'HeadersTimeoutError'
+  constructor(timeout: number) {
+    super(`No response headers within ${timeout} ms (headersTimeout)`, 'DRAINPIPE_HEADERS_TIMEOUT')
+  }
+}
+
+export class BodyTimeoutError extends DrainpipeError {
+  override name = 'BodyTimeoutError'
+  constructor(timeout: number) {
+    super(`No response body data within ${timeout} ms (bodyTimeout)`, 'DRAINPIPE_BODY_TIMEOUT')
+  }
+}
+
+/** The caller aborted the request. `cause` holds the abort reason when one was given. */
+export class RequestAbortedError extends DrainpipeError {
+  override name = 'AbortError'
+  constructor(options: { cause?: unknown } = {}) {
+    super('The request was aborted', 'DRAINPIPE_ABORTED', options)
+  }
+}
+
+/** The request body failed while it was being sent. */
+export class RequestBodyError extends DrainpipeError {
+  override name = 'RequestBodyError'
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, 'DRAINPIPE_REQUEST_BODY', options)
+  }
+}
+
+/** The client was closed or destroyed. */
+export class ClientClosedError extends DrainpipeError {
+  override name = 'ClientClosedError'
+  constructor(message = 'The client is closed', options: { cause?: unknown; unprocessed?: boolean } = {}) {
+    super(message, 'DRAINPIPE_CLIENT_CLOSED', { unprocessed: true, ...options })
+  }
+}
+
+/** True for failures that provably never reached the server's application. */
+export const isUnprocessed = (error: unknown): boolean => error instanceof DrainpipeError && error.unprocessed

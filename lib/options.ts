@@ -1,0 +1,342 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
+import type { ConnectionOptions } from 'node:tls'
+import { InvalidOptionError } from './errors.js'
+import { realClock, type Clock } from './clock.js'
+
+/** Node's `dns.lookup` signature, called with `{ all: true }`. */
+export type LookupFunction = (
+  hostname: string,
+  options: { all: true },
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void
+
+export interface KeepAliveOptions {
+  /** Send a PING when nothing was received for this long (ms). */
+  interval?: number
+  /** No PING ACK within this long (ms) means the connection is dead. */
+  timeout?: number
+  /** Also ping connections without open streams (some servers punish idle pings). */
+  whenIdle?: boolean
+}
+
+export interface BackoffOptions {
+  /** First reconnect delay ceiling (ms); delays are drawn uniformly from [0, ceiling]. */
+  base?: number
+  /** Largest ceiling (ms); also how long a pool must live to reset the backoff. */
+  max?: number
+}
+
+/** TLS options passed to `tls.connect` (ca, cert, key, rejectUnauthorized, …). */
+export type ConnectOptions = Omit<ConnectionOptions, 'host' | 'port' | 'socket' | 'ALPNProtocols' | 'path'>
+
+/** Options that can be set per client and overridden per origin. */
+export interface PoolOptions {
+  /** Pools (HTTP/2 connections) per origin. Default 1. */
+  count?: number
+  /** Age (ms) after which a connection is recycled. 0 = never. Default 0. */
+  maxConnectionAge?: number
+  /** Uniform extra age in [0, jitter] (ms). Default 10% of `maxConnectionAge`. */
+  maxConnectionAgeJitter?: number
+  /** How long a draining connection waits for its streams (ms). Default 30000. */
+  drainTimeout?: number
+  /** Wait after a failed recycle before the next try (ms). Default 30000. */
+  recycleCooldown?: number
+  /** PING liveness; `false` turns it off. Default `{ interval: 30000, timeout: 10000, whenIdle: false }`. */
+  keepAlive?: KeepAliveOptions | false
+  /** Close a connection with no streams for this long (ms). 0 = never. Default 0. */
+  idleTimeout?: number
+  /** DNS + TCP + TLS + the server's SETTINGS (ms). Default 10000. */
+  connectTimeout?: number
+  /** Recycle a connection after this many streams. 0 = no limit. Default 0. */
+  maxRequestsPerConnection?: number
+  /** Transparent retries of requests the server provably did not process. Default 3, at most 10. */
+  retries?: number
+  /** Resolver with Node's `dns.lookup` signature. Called afresh for every new connection. */
+  lookup?: LookupFunction
+  /** TLS options. Verification is on unless `rejectUnauthorized: false` is given. */
+  connect?: ConnectOptions
+  /** Speak HTTP/2 without TLS (prior knowledge) to `http://` origins. Default false. */
+  h2c?: boolean
+  /** Requests that may wait for a stream slot or a connection, per origin. Default 10000. */
+  maxQueue?: number
+  /** Default time (ms) to wait for response headers. Default 300000. */
+  headersTimeout?: number
+  /** Default idle time (ms) between response body chunks. Default 300000. */
+  bodyTimeout?: number
+  /** Exponential backoff with full jitter for reconnects after unplanned losses. Default `{ base: 250, max: 30000 }`. */
+  reconnectBackoff?: BackoffOptions
+}
+
+export interface ClientOptions extends PoolOptions {
+  /** Per-origin overrides, keyed by origin (`https://api.example:8443`). */
+  origins?: Record<string, PoolOptions>
+  /** Time source for every lifecycle timer (tests inject a manual clock). */
+  clock?: Clock
+  /** Random source in [0, 1) for jitter (tests inject a fixed one). */
+  random?: () => number
+}
+
+/** Every option resolved to a value, for one origin. */
+export interface ResolvedOptions {
+  count: number
+  maxConnectionAge: number
+  maxConnectionAgeJitter: number
+  drainTimeout: number
+  recycleCooldown: number
+  keepAlive: Required<KeepAliveOptions> | false
+  idleTimeout: number
+  connectTimeout: number
+  maxRequestsPerConnection: number
+  retries: number
+  lookup: LookupFunction
+  connect: ConnectOptions
+  h2c: boolean
+  maxQueue: number
+  headersTimeout: number
+  bodyTimeout: number
+  reconnectBackoff: Required<BackoffOptions>
+}
+
+export const defaults = {
+  count: 1,
+  maxConnectionAge: 0,
+  drainTimeout: 30_000,
+  recycleCooldown: 30_000,
+  keepAlive: { interval: 30_000, timeout: 10_000, whenIdle: false },
+  idleTimeout: 0,
+  connectTimeout: 10_000,
+  maxRequestsPerConnection: 0,
+  retries: 3,
+  h2c: false,
+  maxQueue: 10_000,
+  headersTimeout: 300_000,
+  bodyTimeout: 300_000,
+  reconnectBackoff: { base: 250, max: 30_000 },
+} as const
+
+const MAX_RETRIES = 10
+
+type Kind = 'duration' | 'count' | 'positive' | 'boolean' | 'function' | 'object' | 'keepAlive' | 'backoff'
+
+const poolOptionKinds: Record<keyof PoolOptions, Kind> = {
+  count: 'positive',
+  maxConnectionAge: 'duration',
+  maxConnectionAgeJitter: 'duration',
+  drainTimeout: 'duration',
+  recycleCooldown: 'duration',
+  keepAlive: 'keepAlive',
+  idleTimeout: 'duration',
+  connectTimeout: 'duration',
+  maxRequestsPerConnection: 'count',
+  retries: 'count',
+  lookup: 'function',
+  connect: 'object',
+  h2c: 'boolean',
+  maxQueue: 'count',
+  headersTimeout: 'duration',
+  bodyTimeout: 'duration',
+  reconnectBackoff: 'backoff',
+}
+
+const clientOnlyKinds = { origins: 'object', clock: 'object', random: 'function' } as const
+
+const show = (value: unknown): string => {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'function') return 'a function'
+  if (value === null) return 'null'
+  if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object'
+  return String(value)
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1))
+      diagonal = above
+    }
+  }
+  return row[b.length]!
+}
+
+function unknownKey(where: string, key: string, known: readonly string[]): InvalidOptionError {
+  const [best] = known
+    .map((name) => ({ name, distance: editDistance(key, name) }))
+    .sort((x, y) => x.distance - y.distance)
+  const hint = best && best.distance <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean '${best.name}'?)` : ''
+  return new InvalidOptionError(`Unknown option '${where}${key}'${hint}`)
+}
+
+function checkKind(name: string, kind: Kind, value: unknown): void {
+  const fail = (expected: string) =>
+    new InvalidOptionError(`Option '${name}' must be ${expected}, got ${show(value)}`)
+  switch (kind) {
+    case 'duration':
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+        throw fail('a non-negative finite number of milliseconds')
+      }
+      return
+    case 'count':
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw fail('a non-negative integer')
+      return
+    case 'positive':
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw fail('an integer of at least 1')
+      return
+    case 'boolean':
+      if (typeof value !== 'boolean') throw fail('a boolean')
+      return
+    case 'function':
+      if (typeof value !== 'function') throw fail('a function')
+      return
+    case 'object':
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail('an object')
+      return
+    case 'keepAlive': {
+      if (value === false) return
+      checkKind(name, 'object', value)
+      const known = ['interval', 'timeout', 'whenIdle'] as const
+      for (const [key, inner] of Object.entries(value as object)) {
+        if (!(known as readonly string[]).includes(key)) throw unknownKey(`${name}.`, key, known)
+        if (inner !== undefined) checkKind(`${name}.${key}`, key === 'whenIdle' ? 'boolean' : 'duration', inner)
+      }
+      return
+    }
+    case 'backoff': {
+      checkKind(name, 'object', value)
+      const known = ['base', 'max'] as const
+      for (const [key, inner] of Object.entries(value as object)) {
+        if (!(known as readonly string[]).includes(key)) throw unknownKey(`${name}.`, key, known)
+        if (inner !== undefined) checkKind(`${name}.${key}`, 'duration', inner)
+      }
+    }
+  }
+}
+
+function checkKeys(options: object, where: string, kinds: Record<string, Kind>): void {
+  const known = Object.keys(kinds)
+  for (const [key, value] of Object.entries(options)) {
+    const kind = kinds[key]
+    if (kind === undefined) throw unknownKey(where, key, known)
+    if (value !== undefined) checkKind(`${where}${key}`, kind, value)
+  }
+}
+
+const defaultLookup: LookupFunction = (hostname, options, callback) => dnsLookup(hostname, options, callback)
+
+/** Merges defaults, client options and one origin's overrides, then checks the combinations. */
+function resolve(layers: PoolOptions[], where: string): ResolvedOptions {
+  const pick = <K extends keyof PoolOptions>(key: K): PoolOptions[K] => {
+    for (let i = layers.length - 1; i >= 0; i--) {
+      const value = layers[i]![key]
+      if (value !== undefined) return value
+    }
+    return undefined
+  }
+  const maxConnectionAge = pick('maxConnectionAge') ?? defaults.maxConnectionAge
+  const jitterOption = pick('maxConnectionAgeJitter')
+  const keepAliveOption = pick('keepAlive')
+  const backoff = pick('reconnectBackoff')
+  const resolved: ResolvedOptions = {
+    count: pick('count') ?? defaults.count,
+    maxConnectionAge,
+    maxConnectionAgeJitter: jitterOption ?? Math.round(maxConnectionAge * 0.1),
+    drainTimeout: pick('drainTimeout') ?? defaults.drainTimeout,
+    recycleCooldown: pick('recycleCooldown') ?? defaults.recycleCooldown,
+    keepAlive: keepAliveOption === false ? false : { ...defaults.keepAlive, ...stripUndefined(keepAliveOption ?? {}) },
+    idleTimeout: pick('idleTimeout') ?? defaults.idleTimeout,
+    connectTimeout: pick('connectTimeout') ?? defaults.connectTimeout,
+    maxRequestsPerConnection: pick('maxRequestsPerConnection') ?? defaults.maxRequestsPerConnection,
+    retries: pick('retries') ?? defaults.retries,
+    lookup: pick('lookup') ?? defaultLookup,
+    connect: pick('connect') ?? {},
+    h2c: pick('h2c') ?? defaults.h2c,
+    maxQueue: pick('maxQueue') ?? defaults.maxQueue,
+    headersTimeout: pick('headersTimeout') ?? defaults.headersTimeout,
+    bodyTimeout: pick('bodyTimeout') ?? defaults.bodyTimeout,
+    reconnectBackoff: { ...defaults.reconnectBackoff, ...stripUndefined(backoff ?? {}) },
+  }
+
+  const conflict = (message: string) => new InvalidOptionError(`${where}${message}`)
+  if (resolved.retries > MAX_RETRIES) {
+    throw conflict(`Option 'retries' must be at most ${MAX_RETRIES}, got ${resolved.retries}`)
+  }
+  if (jitterOption !== undefined && jitterOption > 0 && maxConnectionAge === 0) {
+    throw conflict(`Option 'maxConnectionAgeJitter' (${jitterOption}) has no effect without 'maxConnectionAge'`)
+  }
+  if (resolved.maxConnectionAgeJitter > maxConnectionAge) {
+    throw conflict(
+      `Option 'maxConnectionAgeJitter' (${resolved.maxConnectionAgeJitter}) must not be larger than 'maxConnectionAge' (${maxConnectionAge})`,
+    )
+  }
+  if (resolved.idleTimeout > 0 && maxConnectionAge > 0 && resolved.idleTimeout >= maxConnectionAge) {
+    throw conflict(
+      `Option 'idleTimeout' (${resolved.idleTimeout}) must be shorter than 'maxConnectionAge' (${maxConnectionAge}), or it never takes effect`,
+    )
+  }
+  const keepAlive = resolved.keepAlive
+  if (keepAlive && keepAlive.interval > 0 && keepAlive.timeout >= keepAlive.interval) {
+    throw conflict(
+      `Option 'keepAlive.timeout' (${keepAlive.timeout}) must be shorter than 'keepAlive.interval' (${keepAlive.interval})`,
+    )
+  }
+  if (resolved.reconnectBackoff.base > resolved.reconnectBackoff.max) {
+    throw conflict(
+      `Option 'reconnectBackoff.base' (${resolved.reconnectBackoff.base}) must not be larger than 'reconnectBackoff.max' (${resolved.reconnectBackoff.max})`,
+    )
+  }
+  return resolved
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, inner]) => inner !== undefined)) as Partial<T>
+}
+
+/** Parses an origin key (`https://host:port`) into its canonical form, or throws naming it. */
+export function canonicalOrigin(key: string, what = 'origin'): string {
+  let url: URL
+  try {
+    url = new URL(key)
+  } catch {
+    throw new InvalidOptionError(`Invalid ${what} '${key}': not a URL`)
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new InvalidOptionError(`Invalid ${what} '${key}': the scheme must be https: or http:`)
+  }
+  if (url.username || url.password || (url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
+    throw new InvalidOptionError(`Invalid ${what} '${key}': an origin is scheme://host[:port], without path, query or credentials`)
+  }
+  return url.origin
+}
+
+/** The validated configuration of a client: defaults, per-origin overrides, clock and randomness. */
+export class Config {
+  readonly clock: Clock
+  readonly random: () => number
+  readonly #resolved = new Map<string, ResolvedOptions>()
+
+  constructor(options: ClientOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw new InvalidOptionError(`Client options must be an object, got ${show(options)}`)
+    }
+    checkKeys(options, '', { ...poolOptionKinds, ...clientOnlyKinds })
+    const { origins = {}, clock = realClock, random = Math.random, ...base } = options
+    this.clock = clock
+    this.random = random
+    const defaultsForAll = resolve([base], '')
+    for (const [key, override] of Object.entries(origins)) {
+      const origin = canonicalOrigin(key, 'origin key in option \'origins\'')
+      checkKind(`origins['${key}']`, 'object', override)
+      checkKeys(override, `origins['${key}'].`, poolOptionKinds)
+      this.#resolved.set(origin, resolve([base, override], `origins['${key}']: `))
+    }
+    this.#resolved.set('', defaultsForAll)
+  }
+
+  /** The options in force for an origin (its overrides over the client's options). */
+  for(origin: string): ResolvedOptions {
+    return this.#resolved.get(origin) ?? this.#resolved.get('')!
+  }
+}

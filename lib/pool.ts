@@ -1,0 +1,453 @@
+import type { ClientHttp2Session } from 'node:http2'
+import type { Clock, TimerHandle } from './clock.js'
+import { publish } from './channels.js'
+import { dial } from './dial.js'
+import { ConnectionLostError, ConnectTimeoutError, DrainTimeoutError, ReadOnlyError } from './errors.js'
+import { Exchange, type ExchangeHost } from './exchange.js'
+import { Liveness } from './liveness.js'
+import type { ResolvedOptions } from './options.js'
+import type { Call } from './request.js'
+
+/**
+ * A pool is one HTTP/2 connection and its lifecycle (as in Finch, where an
+ * HTTP/2 pool is one multiplexed connection). Every state and every
+ * transition is in this file:
+ *
+ *   connecting ──connected──▶ open ──recycle-started──▶ recycling
+ *       │                      │  ▲                        │
+ *       │ connect-failed       │  └──recycle-failed────────┤ successor-ready
+ *       ▼                      ▼                           ▼
+ *    closed ◀── ping-timeout / session-closed ──── draining (read-only)
+ *       ▲                                                   │
+ *       └──────── session-closed (streams done) / drain-deadline
+ *
+ * The pool never decides on its own to recycle: age, cooldown and request
+ * limits are reported to the supervisor (`Client`), which starts a successor
+ * and tells the pool what happened.
+ */
+export type PoolState =
+  | { readonly name: 'connecting'; readonly abort: AbortController; readonly deadline: TimerHandle | undefined }
+  | { readonly name: 'open'; readonly session: ClientHttp2Session; timer: TimerHandle | undefined }
+  | { readonly name: 'recycling'; readonly session: ClientHttp2Session }
+  | {
+      readonly name: 'draining'
+      readonly session: ClientHttp2Session
+      readonly reason: string
+      deadline: TimerHandle | undefined
+    }
+  | { readonly name: 'closed'; readonly reason: string; readonly error: Error | undefined }
+
+export type PoolStateName = PoolState['name']
+
+export type PoolEvent =
+  | { readonly type: 'connected'; readonly session: ClientHttp2Session }
+  | { readonly type: 'connect-failed'; readonly error: Error }
+  /** The supervisor started a successor; this pool serves until it is ready. */
+  | { readonly type: 'recycle-started' }
+  /** The successor could not be made: keep serving, try again after the cooldown. */
+  | { readonly type: 'recycle-failed'; readonly error: Error }
+  | { readonly type: 'successor-ready' }
+  /** The age expired while the origin had no requests for a whole age: close without successor. */
+  | { readonly type: 'origin-idle' }
+  | { readonly type: 'idle-timeout' }
+  | { readonly type: 'goaway-received'; readonly errorCode: number; readonly lastStreamId: number; readonly debug: string }
+  | { readonly type: 'ping-timeout' }
+  | { readonly type: 'session-closed'; readonly error: Error | undefined }
+  | { readonly type: 'drain-deadline' }
+  | { readonly type: 'close-requested' }
+  | { readonly type: 'destroy-requested'; readonly error: Error }
+
+/** Why the supervisor is asked to replace a pool that is still serving. */
+export type ExpiryReason = 'age' | 'cooldown' | 'requests' | 'address-removed'
+
+/** What a pool knows of its origin. */
+export interface OriginContext {
+  readonly origin: string
+  readonly url: URL
+  readonly options: ResolvedOptions
+  readonly clock: Clock
+  readonly random: () => number
+  /** The PING interval in force (doubled after `too_many_pings`). */
+  pingInterval(): number
+}
+
+/** How a pool reports to its supervisor. */
+export interface PoolHooks {
+  /** A fresh DNS lookup and the address this pool should connect to. */
+  resolve(pool: Pool): Promise<string>
+  transitioned(pool: Pool, from: PoolState, event: PoolEvent): void
+  expired(pool: Pool, reason: ExpiryReason): void
+  slotFreed(pool: Pool): void
+  /** Counted and acted on even when the pool is already draining. */
+  goaway(pool: Pool, errorCode: number, debug: string): void
+}
+
+let nextId = 1
+
+export class Pool implements ExchangeHost {
+  readonly id = nextId++
+  readonly shard: number
+  readonly clock: Clock
+  readonly scheme: 'https' | 'http'
+  readonly authority: string
+  readonly headersTimeout: number
+  readonly bodyTimeout: number
+  readonly #context: OriginContext
+  readonly #hooks: PoolHooks
+  readonly #exchanges = new Set<Exchange>()
+  #state: PoolState
+  #liveness: Liveness | undefined
+  #idleTimer: TimerHandle | undefined
+  #lostError: Error | undefined
+  #goawayLastStreamId: number | undefined
+  #requestLimitReported = false
+  address: string | undefined
+  connectedAt: number | undefined
+  readonly startedAt: number
+  served = 0
+
+  constructor(context: OriginContext, shard: number, hooks: PoolHooks) {
+    this.#context = context
+    this.#hooks = hooks
+    this.shard = shard
+    this.clock = context.clock
+    this.scheme = context.url.protocol === 'https:' ? 'https' : 'http'
+    this.authority = context.url.host
+    this.headersTimeout = context.options.headersTimeout
+    this.bodyTimeout = context.options.bodyTimeout
+    this.startedAt = context.clock.now()
+    const abort = new AbortController()
+    const { connectTimeout } = context.options
+    const deadline =
+      connectTimeout > 0
+        ? this.clock.setTimeout(() => abort.abort(new ConnectTimeoutError(connectTimeout)), connectTimeout)
+        : undefined
+    this.#state = { name: 'connecting', abort, deadline }
+    void this.#connect(abort.signal)
+  }
+
+  get state(): PoolState {
+    return this.#state
+  }
+
+  get origin(): string {
+    return this.#context.origin
+  }
+
+  get inFlight(): number {
+    return this.#exchanges.size
+  }
+
+  get goawayLastStreamId(): number | undefined {
+    return this.#goawayLastStreamId
+  }
+
+  get lostError(): Error | undefined {
+    return this.#lostError
+  }
+
+  /** The server's SETTINGS_MAX_CONCURRENT_STREAMS (Node reports 2^32-1 when unset). */
+  get maxConcurrentStreams(): number | undefined {
+    const session = sessionOf(this.#state)
+    return session?.remoteSettings.maxConcurrentStreams
+  }
+
+  /** May take a new request now: open (or serving while its successor connects) with a free stream slot. */
+  get hasCapacity(): boolean {
+    const state = this.#state
+    if (state.name !== 'open' && state.name !== 'recycling') return false
+    return this.#exchanges.size < (state.session.remoteSettings.maxConcurrentStreams ?? Infinity)
+  }
+
+  get age(): number {
+    return this.connectedAt === undefined ? 0 : this.clock.now() - this.connectedAt
+  }
+
+  /** Sends a request on this connection. A read-only pool refuses it before a byte is written. */
+  run(call: Call): void {
+    const state = this.#state
+    if (state.name !== 'open' && state.name !== 'recycling') {
+      call.fail(new ReadOnlyError(`Pool ${this.id} is ${state.name}; the request was not processed`))
+      return
+    }
+    const exchange = Exchange.start(this, state.session, call)
+    if (exchange === undefined) return
+    this.#exchanges.add(exchange)
+    this.served++
+    this.#clearIdleTimer()
+    const limit = this.#context.options.maxRequestsPerConnection
+    if (limit > 0 && this.served >= limit && !this.#requestLimitReported) {
+      this.#requestLimitReported = true
+      this.#hooks.expired(this, 'requests')
+    }
+  }
+
+  received(): void {
+    this.#liveness?.received()
+  }
+
+  released(exchange: Exchange): void {
+    this.#exchanges.delete(exchange)
+    const name = this.#state.name
+    if (name === 'open' || name === 'recycling') {
+      if (this.#exchanges.size === 0) this.#armIdleTimer()
+      this.#hooks.slotFreed(this)
+    }
+  }
+
+  /** The one path by which the pool changes state. */
+  transition(event: PoolEvent): void {
+    const from = this.#state
+    const to = this.#next(from, event)
+    if (to === from) {
+      // A session that finished connecting after the pool gave up on it.
+      if (event.type === 'connected') event.session.destroy()
+      return
+    }
+    this.#exit(from)
+    this.#state = to
+    this.#enter(to, from, event)
+    this.#hooks.transitioned(this, from, event)
+  }
+
+  /** The transition table: what each event does in each state (unlisted pairs are ignored). */
+  #next(state: PoolState, event: PoolEvent): PoolState {
+    const closed = (reason: string, error?: Error): PoolState => ({ name: 'closed', reason, error })
+    const draining = (session: ClientHttp2Session, reason: string): PoolState => ({
+      name: 'draining',
+      session,
+      reason,
+      deadline: undefined,
+    })
+    switch (state.name) {
+      case 'connecting':
+        switch (event.type) {
+          case 'connected':
+            return { name: 'open', session: event.session, timer: undefined }
+          case 'connect-failed':
+            return closed('connect-failed', event.error)
+          case 'close-requested':
+            return closed('client-closed')
+          case 'destroy-requested':
+            return closed('destroyed', event.error)
+          default:
+            return state
+        }
+      case 'open':
+      case 'recycling':
+        switch (event.type) {
+          case 'recycle-started':
+            return state.name === 'open' ? { name: 'recycling', session: state.session } : state
+          case 'recycle-failed':
+            return state.name === 'recycling' ? { name: 'open', session: state.session, timer: undefined } : state
+          case 'successor-ready':
+          case 'origin-idle':
+          case 'idle-timeout':
+          case 'close-requested':
+            return draining(state.session, event.type)
+          case 'goaway-received':
+            return draining(state.session, 'goaway')
+          case 'ping-timeout':
+            return closed('ping-timeout', this.#lostError)
+          case 'session-closed':
+            return closed('connection-lost', event.error)
+          case 'destroy-requested':
+            return closed('destroyed', event.error)
+          default:
+            return state
+        }
+      case 'draining':
+        switch (event.type) {
+          case 'session-closed':
+            return closed(state.reason)
+          case 'drain-deadline':
+            return closed('drain-deadline')
+          case 'ping-timeout':
+            return closed('ping-timeout', this.#lostError)
+          case 'destroy-requested':
+            return closed('destroyed', event.error)
+          default:
+            return state
+        }
+      case 'closed':
+        return state
+    }
+  }
+
+  #exit(state: PoolState): void {
+    switch (state.name) {
+      case 'connecting':
+        if (state.deadline !== undefined) this.clock.clearTimeout(state.deadline)
+        return
+      case 'open':
+        if (state.timer !== undefined) this.clock.clearTimeout(state.timer)
+        return
+      case 'draining':
+        if (state.deadline !== undefined) this.clock.clearTimeout(state.deadline)
+        return
+      default:
+        return
+    }
+  }
+
+  #enter(state: PoolState, from: PoolState, event: PoolEvent): void {
+    const options = this.#context.options
+    switch (state.name) {
+      case 'open': {
+        if (from.name === 'connecting') this.#opened(state.session)
+        // A fresh connection lives its age; one whose successor failed waits out the cooldown.
+        const [delay, reason]: [number, ExpiryReason] =
+          from.name === 'recycling'
+            ? [options.recycleCooldown, 'cooldown']
+            : [options.maxConnectionAge > 0 ? options.maxConnectionAge + this.#context.random() * options.maxConnectionAgeJitter : 0, 'age']
+        if (delay > 0) state.timer = this.clock.setTimeout(() => this.#hooks.expired(this, reason), delay)
+        return
+      }
+      case 'draining': {
+        this.#clearIdleTimer()
+        publish('drainpipe:pool:drain', () => ({ ...this.info(), reason: state.reason, inFlight: this.#exchanges.size }))
+        if (options.drainTimeout > 0) {
+          state.deadline = this.clock.setTimeout(() => this.transition({ type: 'drain-deadline' }), options.drainTimeout)
+        }
+        // GOAWAY to the server; node:http2 lets the open streams finish, then closes.
+        if (!state.session.closed) state.session.close()
+        return
+      }
+      case 'closed':
+        this.#closed(state, from, event)
+        return
+      default:
+        return
+    }
+  }
+
+  #opened(session: ClientHttp2Session): void {
+    this.connectedAt = this.clock.now()
+    session.on('goaway', (errorCode: number, lastStreamId: number, debug: Buffer | undefined) => {
+      this.#goawayLastStreamId = Math.min(lastStreamId, this.#goawayLastStreamId ?? Infinity)
+      const text = debug?.toString('utf8') ?? ''
+      publish('drainpipe:pool:goaway', () => ({ ...this.info(), errorCode, lastStreamId, debug: text }))
+      this.#hooks.goaway(this, errorCode, text)
+      this.transition({ type: 'goaway-received', errorCode, lastStreamId, debug: text })
+    })
+    session.on('error', (error: Error) => {
+      this.#lostError ??= error
+    })
+    session.on('close', () => this.transition({ type: 'session-closed', error: this.#lostError }))
+    // A socket that ends without a GOAWAY is a lost connection too.
+    session.socket?.on('error', (error: Error) => {
+      this.#lostError ??= error
+    })
+    const keepAlive = this.#context.options.keepAlive
+    if (keepAlive && keepAlive.interval > 0) {
+      this.#liveness = new Liveness(
+        session,
+        this.clock,
+        { interval: () => this.#context.pingInterval(), timeout: keepAlive.timeout, whenIdle: keepAlive.whenIdle },
+        () => this.#exchanges.size > 0,
+        () => this.#pingTimedOut(),
+      )
+    }
+    this.#armIdleTimer()
+    publish('drainpipe:pool:connect', () => ({
+      ...this.info(),
+      connectDuration: this.connectedAt! - this.startedAt,
+      successorOf: undefined,
+    }))
+  }
+
+  #pingTimedOut(): void {
+    const keepAlive = this.#context.options.keepAlive as { timeout: number }
+    const interval = this.#context.pingInterval()
+    this.#lostError = new ConnectionLostError(
+      `No PING acknowledgement within ${keepAlive.timeout} ms (keepAlive.timeout): the connection is dead`,
+    )
+    publish('drainpipe:pool:ping-timeout', () => ({ ...this.info(), interval, timeout: keepAlive.timeout }))
+    this.transition({ type: 'ping-timeout' })
+  }
+
+  #closed(state: Extract<PoolState, { name: 'closed' }>, from: PoolState, event: PoolEvent): void {
+    this.#liveness?.stop()
+    this.#clearIdleTimer()
+    if (from.name === 'connecting') {
+      from.abort.abort(state.error ?? new ConnectionLostError('The pool closed while connecting'))
+    } else {
+      const session = sessionOf(from)!
+      // Streams still open past the drain deadline are cancelled; after a loss they fail as lost.
+      const leftover =
+        event.type === 'drain-deadline'
+          ? new DrainTimeoutError(this.#context.options.drainTimeout)
+          : event.type === 'destroy-requested'
+            ? event.error
+            : undefined
+      if (leftover) for (const exchange of [...this.#exchanges]) exchange.terminate(leftover)
+      if (!session.destroyed) session.destroy()
+    }
+    publish('drainpipe:pool:close', () => ({
+      ...this.info(),
+      reason: state.reason,
+      age: this.age,
+      served: this.served,
+      ...(state.error ? { error: state.error } : {}),
+    }))
+  }
+
+  async #connect(signal: AbortSignal): Promise<void> {
+    try {
+      const address = await abortable(this.#hooks.resolve(this), signal)
+      this.address = address
+      const session = await dial(
+        {
+          origin: this.#context.origin,
+          url: this.#context.url,
+          address,
+          h2c: this.scheme === 'http',
+          tls: this.#context.options.connect,
+        },
+        signal,
+      )
+      this.transition({ type: 'connected', session })
+    } catch (error) {
+      publish('drainpipe:pool:connect-failed', () => ({ ...this.info(), error: error as Error }))
+      this.transition({ type: 'connect-failed', error: error as Error })
+    }
+  }
+
+  #armIdleTimer(): void {
+    const idleTimeout = this.#context.options.idleTimeout
+    if (idleTimeout <= 0 || this.#exchanges.size > 0) return
+    this.#clearIdleTimer()
+    this.#idleTimer = this.clock.setTimeout(() => this.transition({ type: 'idle-timeout' }), idleTimeout)
+  }
+
+  #clearIdleTimer(): void {
+    if (this.#idleTimer !== undefined) this.clock.clearTimeout(this.#idleTimer)
+    this.#idleTimer = undefined
+  }
+
+  info(): { origin: string; id: number; address: string | undefined } {
+    return { origin: this.#context.origin, id: this.id, address: this.address }
+  }
+}
+
+function sessionOf(state: PoolState): ClientHttp2Session | undefined {
+  return state.name === 'connecting' || state.name === 'closed' ? undefined : state.session
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error as Error)
+      },
+    )
+  })
+}

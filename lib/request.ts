@@ -1,0 +1,247 @@
+import type { OutgoingHttpHeaders } from 'node:http2'
+import type { Dispatcher } from 'undici'
+import pRetry from 'p-retry'
+import { RequestBody, type BodyInput } from './body.js'
+import { DrainpipeError, InvalidArgumentError, ReadOnlyError, RefusedStreamError, RequestAbortedError } from './errors.js'
+import { Controller, type ResponseHeaders, type Sink } from './handler.js'
+import { toHttp2Headers, type HeadersInput } from './headers.js'
+import { publish } from './channels.js'
+
+/** A request validated and normalised once, sendable any number of times. */
+export interface PreparedRequest {
+  origin: string
+  method: string
+  path: string
+  headers: OutgoingHttpHeaders
+  authority: string | undefined
+  body: RequestBody
+  headersTimeout: number | undefined
+  bodyTimeout: number | undefined
+}
+
+const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+// Request targets: visible ASCII only, so nothing can be smuggled into :path.
+const PATH = /^[\x21-\x7e]*$/
+
+export function parseOrigin(origin: unknown): string {
+  if (typeof origin !== 'string' && !(origin instanceof URL)) {
+    throw new InvalidArgumentError(`Invalid origin: expected a string or URL, got ${origin === null ? 'null' : typeof origin}`)
+  }
+  let url: URL
+  try {
+    url = new URL(origin)
+  } catch (cause) {
+    throw new InvalidArgumentError(`Invalid origin '${String(origin)}': not a URL`, { cause })
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new InvalidArgumentError(`Invalid origin '${String(origin)}': the scheme must be https: or http:`)
+  }
+  return url.origin
+}
+
+function withQuery(path: string, query: Record<string, unknown> | undefined): string {
+  if (!query) return path
+  const search = new URLSearchParams()
+  for (const [key, value] of Object.entries(query)) {
+    if (Array.isArray(value)) for (const item of value) search.append(key, String(item))
+    else if (value !== undefined && value !== null) search.append(key, String(value))
+  }
+  const text = search.toString()
+  return text ? `${path}${path.includes('?') ? '&' : '?'}${text}` : path
+}
+
+function optionalDuration(name: string, value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new InvalidArgumentError(`Request option '${name}' must be a non-negative number of milliseconds, got ${String(value)}`)
+  }
+  return value
+}
+
+/** Validates undici-style dispatch options; throws a typed error naming what is wrong. */
+export function prepare(options: Dispatcher.DispatchOptions): PreparedRequest {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('Dispatch options must be an object')
+  const origin = parseOrigin(options.origin)
+  const method = options.method ?? 'GET'
+  if (typeof method !== 'string' || !METHOD.test(method)) throw new InvalidArgumentError(`Invalid method '${String(method)}'`)
+  if (method === 'CONNECT' || options.upgrade) {
+    throw new InvalidArgumentError(`${method === 'CONNECT' ? 'CONNECT' : 'Upgrade'} requests are not supported over HTTP/2 by drainpipe`)
+  }
+  const rawPath = options.path ?? '/'
+  if (typeof rawPath !== 'string' || !(rawPath.startsWith('/') || rawPath === '*') || !PATH.test(rawPath)) {
+    throw new InvalidArgumentError(`Invalid path '${String(rawPath)}': it must start with '/' and contain no spaces or control characters`)
+  }
+  const path = withQuery(rawPath, (options as { query?: Record<string, unknown> }).query)
+  const { headers, authority } = toHttp2Headers(options.headers as HeadersInput)
+  const body = RequestBody.from(options.body as BodyInput)
+  if (body.contentType !== undefined && headers['content-type'] === undefined) headers['content-type'] = body.contentType
+  return {
+    origin,
+    method,
+    path,
+    headers,
+    authority,
+    body,
+    headersTimeout: optionalDuration('headersTimeout', options.headersTimeout),
+    bodyTimeout: optionalDuration('bodyTimeout', options.bodyTimeout),
+  }
+}
+
+/** Whether a failure is safe to send again: the server provably never processed it. */
+export const isRetryable = (error: unknown): boolean => error instanceof ReadOnlyError || error instanceof RefusedStreamError
+
+/** What a carrier (an exchange, a queue slot) does when the caller aborts. */
+export type Cancel = (reason: Error) => void
+
+/**
+ * One call of `dispatch()`: a request and the caller's handler across
+ * attempts. It routes the request, and when an attempt fails before any
+ * response reached the caller with an error that proves the request was not
+ * processed, sends it again (p-retry drives the retries). After the response
+ * started, everything goes straight to the caller.
+ */
+export class Call {
+  readonly request: PreparedRequest
+  readonly controller: Controller
+  readonly #sink: Sink
+  readonly #route: (call: Call) => void
+  readonly #retries: number
+  readonly #onRetry: () => void
+  #cancel: Cancel | undefined
+  #responding = false
+  #done = false
+  #pending: { resolve: () => void; reject: (error: Error) => void } | undefined
+
+  constructor(
+    request: PreparedRequest,
+    sink: Sink,
+    route: (call: Call) => void,
+    { retries, onRetry }: { retries: number; onRetry: () => void },
+  ) {
+    this.request = request
+    this.#sink = sink
+    this.#route = route
+    this.#retries = retries
+    this.#onRetry = onRetry
+    this.controller = new Controller((reason) => this.#aborted(reason))
+  }
+
+  get done(): boolean {
+    return this.#done
+  }
+
+  /** Hands the request to the caller's handler, then routes it. */
+  start(): void {
+    if (!this.#guard(() => this.#sink.start(this.controller))) return
+    if (!this.#done) this.#route(this)
+  }
+
+  /** The current carrier of the request registers how to cancel it. */
+  carriedBy(cancel: Cancel | undefined): void {
+    this.#cancel = cancel
+  }
+
+  responseStarted(statusCode: number, headers: ResponseHeaders, statusText: string): void {
+    if (this.#done) return
+    this.#responding = true
+    this.#pending?.resolve()
+    this.#pending = undefined
+    this.#guard(() => this.#sink.response(this.controller, statusCode, headers, statusText))
+  }
+
+  data(chunk: Buffer): void {
+    if (!this.#done) this.#guard(() => this.#sink.data(this.controller, chunk))
+  }
+
+  complete(trailers: ResponseHeaders): void {
+    if (this.#done) return
+    this.#done = true
+    this.#cancel = undefined
+    this.#guard(() => this.#sink.complete(this.controller, trailers))
+  }
+
+  /** The current attempt failed. Before the response started, unprocessed failures may be retried. */
+  fail(error: Error): void {
+    if (this.#done) return
+    this.#cancel = undefined
+    if (this.#pending) {
+      const { reject } = this.#pending
+      this.#pending = undefined
+      reject(error)
+    } else if (!this.#responding && this.#retries > 0 && this.#mayRetry(error)) {
+      void this.#retry(error)
+    } else {
+      this.#deliverError(error)
+    }
+  }
+
+  #mayRetry(error: unknown): boolean {
+    return isRetryable(error) && this.request.body.replayable && !this.controller.aborted
+  }
+
+  async #retry(first: Error): Promise<void> {
+    this.#published(first, 1)
+    try {
+      await pRetry(
+        () =>
+          new Promise<void>((resolve, reject) => {
+            this.#pending = { resolve, reject }
+            this.#route(this)
+          }),
+        {
+          retries: this.#retries - 1,
+          minTimeout: 0,
+          shouldRetry: ({ error, attemptNumber }) => {
+            const retry = this.#mayRetry(error)
+            if (retry) this.#published(error, attemptNumber + 1)
+            return retry
+          },
+        },
+      )
+    } catch (error) {
+      this.#deliverError(error as Error)
+    }
+  }
+
+  #published(error: Error, attempt: number): void {
+    publish('drainpipe:request:retry', () => ({
+      origin: this.request.origin,
+      method: this.request.method,
+      path: this.request.path,
+      attempt,
+      reason: (error as DrainpipeError).code ?? error.name,
+      error,
+    }))
+    this.#onRetry()
+  }
+
+  #deliverError(error: Error): void {
+    if (this.#done) return
+    this.#done = true
+    try {
+      this.#sink.error(this.controller, error)
+    } catch {
+      // A handler that throws from its error callback has nowhere left to report to.
+    }
+  }
+
+  #aborted(reason: Error | null): void {
+    if (this.#done) return
+    const error = reason ?? new RequestAbortedError()
+    const cancel = this.#cancel
+    this.#cancel = undefined
+    cancel?.(error)
+    this.fail(error)
+  }
+
+  /** Runs a handler callback; a throwing handler aborts its own request, never the connection. */
+  #guard(callback: () => void): boolean {
+    try {
+      callback()
+      return true
+    } catch (error) {
+      this.controller.abort(error instanceof Error ? error : new DrainpipeError(String(error), 'DRAINPIPE_HANDLER'))
+      return false
+    }
+  }
+}
