@@ -4,7 +4,12 @@ import type { AddressInfo } from 'node:net'
 import type { LookupAddress } from 'node:dns'
 import { pki } from './pki.js'
 
-export type Handler = (req: Http2ServerRequest, res: Http2ServerResponse, context: { connection: number; backend: string }) => void
+/** Answers a request; returning `false` falls through to the built-in routes. */
+export type Handler = (
+  req: Http2ServerRequest,
+  res: Http2ServerResponse,
+  context: { connection: number; backend: string },
+) => boolean | void
 
 export interface BackendOptions {
   host?: string
@@ -14,7 +19,7 @@ export interface BackendOptions {
   tls?: boolean
   cert?: { cert: Buffer; key: Buffer }
   settings?: http2.Settings
-  /** Answer with this handler before the built-in routes; return without responding to fall through. */
+  /** Answers requests before the built-in routes (return `false` to fall through). */
   handler?: Handler
   /** Delay (ms) before accepting each new connection's session (used to prove no request waits for a handshake). */
   acceptDelay?: number
@@ -84,8 +89,8 @@ function builtIn(req: Http2ServerRequest, res: Http2ServerResponse, backend: Bac
     req.on('end', () => res.end(JSON.stringify({ size, sha256: hash.digest('hex') })))
   } else if (route === '/trailers') {
     res.writeHead(200, { 'content-type': 'text/plain' })
-    res.stream.once('wantTrailers', () => res.stream.sendTrailers({ 'grpc-status': '0', 'x-checksum': 'abc' }))
-    res.stream.end('with trailers')
+    res.addTrailers({ 'grpc-status': '0', 'x-checksum': 'abc' })
+    res.end('with trailers')
   } else if (route === '/never') {
     res.writeHead(200)
     res.write('start')
@@ -180,10 +185,7 @@ export async function startBackend(options: BackendOptions = {}): Promise<Backen
     const connection = connectionIds.get(req.stream.session as ServerHttp2Session) ?? 0
     res.setHeader('x-backend', backend.name)
     res.setHeader('x-connection', `${backend.name}#${connection}`)
-    if (options.handler) {
-      options.handler(req, res, { connection, backend: backend.name })
-      if (res.headersSent || res.stream.closed || res.writableEnded) return
-    }
+    if (options.handler && options.handler(req, res, { connection, backend: backend.name }) !== false) return
     builtIn(req, res, backend)
   })
   await new Promise<void>((resolve, reject) => {
