@@ -446,8 +446,13 @@ export class Client extends Dispatcher {
     const shard = state.shards[pool.shard]!
     if (this.#closing || shard.pool !== pool || shard.successor !== undefined || pool.state.name !== 'open') return
     const age = state.options.maxConnectionAge
-    const idle = (reason === 'age' || reason === 'cooldown') && age > 0 && state.queue.length === 0
-    if (idle && state.clock.now() - state.lastRequestAt >= age) {
+    const idle =
+      (reason === 'age' || reason === 'cooldown') &&
+      age > 0 &&
+      state.queue.length === 0 &&
+      state.clock.now() - state.lastRequestAt >= age &&
+      [...state.pools].every((other) => other.inFlight === 0)
+    if (idle) {
       // No request for a whole age: close without a successor; the next request connects afresh.
       pool.transition({ type: 'origin-idle' })
       return

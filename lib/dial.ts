@@ -10,6 +10,7 @@ export interface DialTarget {
   url: URL
   /** The resolved address to connect to. */
   address: string
+  /** `http://` origins speak HTTP/2 with prior knowledge only when asked. */
   h2c: boolean
   tls: ConnectOptions
 }
@@ -30,6 +31,11 @@ export function dial(target: DialTarget, signal: AbortSignal): Promise<ClientHtt
   const { url, address } = target
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
   const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80)
+  if (url.protocol === 'http:' && !target.h2c) {
+    return Promise.reject(
+      new ProtocolNegotiationError(target.origin, 'http/1.1', `${target.origin} is plain http: set the option 'h2c: true' to speak HTTP/2 with prior knowledge`),
+    )
+  }
   return new Promise<ClientHttp2Session>((resolve, reject) => {
     let socket: net.Socket
     let session: ClientHttp2Session | undefined
@@ -60,7 +66,7 @@ export function dial(target: DialTarget, signal: AbortSignal): Promise<ClientHtt
       })
     }
 
-    if (target.h2c) {
+    if (url.protocol === 'http:') {
       socket = net.connect({ host: address, port })
       socket.once('connect', startSession)
     } else {

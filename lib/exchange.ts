@@ -71,6 +71,12 @@ export class Exchange {
   /** Set when the outcome was reported (or the caller cancelled): 'close' then has nothing to say. */
   #settled = false
   #responded = false
+  /**
+   * node:http2 can emit a stream's first DATA (and even its end) before its
+   * 'response' event, which it defers with nextTick in some states: hold them.
+   */
+  #early: Buffer[] | undefined
+  #endedEarly = false
   #streamError: Error | undefined
 
   private constructor(host: ExchangeHost, session: ClientHttp2Session, stream: ClientHttp2Stream, call: Call) {
@@ -140,11 +146,19 @@ export class Exchange {
     this.#responded = true
     const status = Number(headers[':status'])
     this.call.responseStarted(status, responseHeaders(headers), '')
+    const early = this.#early
+    this.#early = undefined
+    if (early) for (const chunk of early) this.call.data(chunk)
     this.#afterDelivery()
+    if (this.#endedEarly) this.#onEnd()
   }
 
   #onData(chunk: Buffer): void {
     this.#host.received()
+    if (!this.#responded) {
+      ;(this.#early ??= []).push(chunk)
+      return
+    }
     this.call.data(chunk)
     this.#afterDelivery()
   }
@@ -162,6 +176,10 @@ export class Exchange {
 
   #onEnd(): void {
     if (this.#settled) return
+    if (!this.#responded) {
+      this.#endedEarly = true
+      return
+    }
     this.#settled = true
     this.#clearTimer()
     this.call.complete(this.#trailers)
@@ -170,7 +188,8 @@ export class Exchange {
   #onClose(): void {
     this.#clearTimer()
     this.#host.released(this)
-    if (this.#settled) return
+    // The whole response arrived; only its deferred 'response' event is still to come.
+    if (this.#settled || this.#endedEarly) return
     this.#settled = true
     this.call.fail(this.#closeReason())
   }

@@ -188,11 +188,22 @@ export class Pool implements ExchangeHost {
 
   released(exchange: Exchange): void {
     this.#exchanges.delete(exchange)
-    const name = this.#state.name
-    if (name === 'open' || name === 'recycling') {
+    const state = this.#state
+    if (state.name === 'open' || state.name === 'recycling') {
       if (this.#exchanges.size === 0) this.#armIdleTimer()
       this.#hooks.slotFreed(this)
+    } else if (state.name === 'draining') {
+      this.#closeWhenDrained(state.session)
     }
+  }
+
+  /**
+   * GOAWAY goes out once the last stream is done, not when the drain starts:
+   * servers answer a client's GOAWAY with their own, and would refuse the
+   * streams still on the wire towards them.
+   */
+  #closeWhenDrained(session: ClientHttp2Session): void {
+    if (this.#exchanges.size === 0 && !session.closed) session.close()
   }
 
   /** The one path by which the pool changes state. */
@@ -309,8 +320,7 @@ export class Pool implements ExchangeHost {
         if (options.drainTimeout > 0) {
           state.deadline = this.clock.setTimeout(() => this.transition({ type: 'drain-deadline' }), options.drainTimeout)
         }
-        // GOAWAY to the server; node:http2 lets the open streams finish, then closes.
-        if (!state.session.closed) state.session.close()
+        this.#closeWhenDrained(state.session)
         return
       }
       case 'closed':
@@ -401,7 +411,7 @@ export class Pool implements ExchangeHost {
           origin: this.#context.origin,
           url: this.#context.url,
           address,
-          h2c: this.scheme === 'http',
+          h2c: this.#context.options.h2c,
           tls: this.#context.options.connect,
         },
         signal,

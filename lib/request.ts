@@ -180,7 +180,7 @@ export class Call {
   }
 
   async #retry(first: Error): Promise<void> {
-    this.#published(first, 1)
+    this.#published(first, 2)
     try {
       await pRetry(
         () =>
@@ -193,7 +193,8 @@ export class Call {
           minTimeout: 0,
           shouldRetry: ({ error, attemptNumber }) => {
             const retry = this.#mayRetry(error)
-            if (retry) this.#published(error, attemptNumber + 1)
+            // p-retry counts its own attempts; ours include the first one made before it took over.
+            if (retry) this.#published(error, attemptNumber + 2)
             return retry
           },
         },

@@ -167,7 +167,6 @@ export async function startBackend(options: BackendOptions = {}): Promise<Backen
     server.on('connection', (socket: import('node:net').Socket) => {
       socket.pause()
       setTimeout(() => {
-        socket.resume()
         for (const listener of listeners) listener.call(server, socket)
       }, delay)
     })
