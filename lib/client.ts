@@ -1,6 +1,12 @@
 import { constants as http2Constants } from 'node:http2'
 import { isIP } from 'node:net'
-import { Dispatcher, fetch as undiciFetch, request as undiciRequest, stream as undiciStream } from 'undici'
+import {
+  Dispatcher,
+  Request as UndiciRequest,
+  fetch as undiciFetch,
+  request as undiciRequest,
+  stream as undiciStream,
+} from 'undici'
 import { AsyncRequest } from './async-request.js'
 import { Backoff } from './backoff.js'
 import { publish } from './channels.js'
@@ -162,8 +168,23 @@ export class Client extends Dispatcher {
   }
 
   /** WHATWG fetch over drainpipe (undici's fetch with this client as dispatcher). */
-  fetch(input: Parameters<typeof undiciFetch>[0], init: Parameters<typeof undiciFetch>[1] = {}): ReturnType<typeof undiciFetch> {
-    return undiciFetch(input, { ...init, dispatcher: this })
+  fetch(input: FetchInput, init: Parameters<typeof undiciFetch>[1] = {}): ReturnType<typeof undiciFetch> {
+    if (input instanceof UndiciRequest || !isRequestLike(input)) {
+      return undiciFetch(input as Parameters<typeof undiciFetch>[0], { ...init, dispatcher: this })
+    }
+    // A Request from another fetch implementation (Node's global one, msw's bypass()):
+    // undici only recognises its own class (nodejs/undici#2155), so carry its parts over.
+    const { url, method, headers, body, signal, redirect } = input
+    const withBody = body !== null && method !== 'GET' && method !== 'HEAD'
+    return undiciFetch(url, {
+      method,
+      headers: [...headers],
+      signal,
+      redirect,
+      ...(withBody ? { body, duplex: 'half' } : {}),
+      ...init,
+      dispatcher: this,
+    } as Parameters<typeof undiciFetch>[1])
   }
 
   /**
@@ -554,6 +575,19 @@ export class Client extends Dispatcher {
     if (pool.age >= shard.backoff.window) shard.backoff.reset()
     if (!this.#closing && shard.successor === undefined) this.#scheduleReconnect(state, shard)
   }
+}
+
+/** What `fetch()` accepts: a URL, undici's Request, or any WHATWG Request (Node's global one included). */
+export type FetchInput = Parameters<typeof undiciFetch>[0] | globalThis.Request
+
+function isRequestLike(input: unknown): input is globalThis.Request {
+  return (
+    typeof input === 'object' &&
+    input !== null &&
+    typeof (input as Request).url === 'string' &&
+    typeof (input as Request).method === 'string' &&
+    typeof (input as Request).headers?.forEach === 'function'
+  )
 }
 
 function lookupAll(lookup: ResolvedOptions['lookup'], host: string): Promise<string[]> {
