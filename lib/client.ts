@@ -505,8 +505,9 @@ export class Client extends Dispatcher {
         if (shard.pool === pool) {
           shard.pool = undefined
           // A server GOAWAY is replaced at once; idle closes wait for the next request.
-          if (event.type === 'goaway-received' && shard.successor === undefined && !this.#closing) {
-            this.#startPool(state, shard, false)
+          if (event.type === 'goaway-received') {
+            this.#forgiveIfLongLived(shard, pool)
+            if (shard.successor === undefined && !this.#closing) this.#startPool(state, shard, false)
           }
         }
         return
@@ -572,8 +573,13 @@ export class Client extends Dispatcher {
   #lost(state: OriginState, shard: Shard, pool: Pool, event: PoolEvent): void {
     shard.pool = undefined
     if (event.type === 'ping-timeout') this.#totals.pingTimeouts++
-    if (pool.age >= shard.backoff.window) shard.backoff.reset()
+    this.#forgiveIfLongLived(shard, pool)
     if (!this.#closing && shard.successor === undefined) this.#scheduleReconnect(state, shard)
+  }
+
+  /** One fault after a long healthy life does not inherit the delays of earlier faults. */
+  #forgiveIfLongLived(shard: Shard, pool: Pool): void {
+    if (pool.age >= shard.backoff.window) shard.backoff.reset()
   }
 }
 

@@ -175,7 +175,9 @@ export class Exchange {
   }
 
   #onEnd(): void {
-    if (this.#settled) return
+    // node:http2 also ends the readable side of a stream that was torn down
+    // (session destroyed, socket lost): only an end on a live stream is END_STREAM.
+    if (this.#settled || this.#stream.destroyed) return
     if (!this.#responded) {
       this.#endedEarly = true
       return

@@ -166,7 +166,7 @@ function unknownKey(where: string, key: string, known: readonly string[]): Inval
   const [best] = known
     .map((name) => ({ name, distance: editDistance(key, name) }))
     .sort((x, y) => x.distance - y.distance)
-  const hint = best && best.distance <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean '${best.name}'?)` : ''
+  const hint = best && best.distance <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean '${where}${best.name}'?)` : ''
   return new InvalidOptionError(`Unknown option '${where}${key}'${hint}`)
 }
 
