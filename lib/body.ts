@@ -73,6 +73,14 @@ export class RequestBody {
     return this.#source === undefined || !this.#pulled
   }
 
+  /** The body for another dispatcher (the HTTP/1.1 fallback), which then owns a streamed source. */
+  forDispatch(): Buffer | AsyncIterable<Uint8Array | string> | null {
+    if (this.bytes !== undefined) return this.bytes
+    if (this.#source === undefined) return null
+    this.#pulled = true
+    return this.#source
+  }
+
   /**
    * Writes the body to the stream, respecting HTTP/2 flow control (waits for
    * 'drain'), and ends the stream. Resolves when done; rejects with a

@@ -11,8 +11,9 @@ import { AsyncRequest } from './async-request.js'
 import { Backoff } from './backoff.js'
 import { publish } from './channels.js'
 import type { TimerHandle } from './clock.js'
-import { ClientClosedError, ConnectError, QueueFullError } from './errors.js'
+import { ClientClosedError, ConnectError, ProtocolNegotiationError, QueueFullError } from './errors.js'
 import { toSink } from './handler.js'
+import { Http1Fallback } from './http1.js'
 import { Config, type ClientOptions, type ResolvedOptions } from './options.js'
 import { Pool, type ExpiryReason, type OriginContext, type PoolEvent, type PoolHooks, type PoolState } from './pool.js'
 import { Registry } from './registry.js'
@@ -46,6 +47,8 @@ interface OriginState extends OriginContext {
   readonly requestsByAddress: Map<string, number>
   /** The origin has had an open connection: later losses make requests wait, not fail. */
   everOpen: boolean
+  /** Set once the origin turned out to speak only HTTP/1.1: every request goes there. */
+  http1: Http1Fallback | undefined
   lastRequestAt: number
   pingFactor: number
   tieBreak: number
@@ -205,11 +208,12 @@ export class Client extends Dispatcher {
   override close(): Promise<void>
   override close(callback: () => void): void
   override close(callback?: () => void): Promise<void> | void {
-    const done = this.#beginClose()
+    const closing = this.#beginClose()
     for (const state of this.#origins.values()) {
       if (state.queue.length === 0) this.#shutDown(state)
     }
     this.#checkClosed()
+    const done = Promise.all([closing, ...this.#http1Pools().map((http1) => http1.close())]).then(() => {})
     if (callback) void done.then(callback)
     else return done
   }
@@ -231,12 +235,17 @@ export class Client extends Dispatcher {
       for (const pool of [...state.pools]) pool.transition({ type: 'destroy-requested', error: reason })
     }
     this.#checkClosed()
-    if (done_) void done.then(done_)
-    else return done
+    const all = Promise.all([done, ...this.#http1Pools().map((http1) => http1.destroy(error))]).then(() => {})
+    if (done_) void all.then(done_)
+    else return all
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
+  }
+
+  #http1Pools(): Http1Fallback[] {
+    return [...this.#origins.values()].flatMap((state) => (state.http1 ? [state.http1] : []))
   }
 
   #beginClose(): Promise<void> {
@@ -283,6 +292,7 @@ export class Client extends Dispatcher {
         maxConcurrentStreams: pool.maxConcurrentStreams,
       }))
       origins[origin] = {
+        protocol: state.http1 ? 'http/1.1' : 'h2',
         pools,
         queued: state.queue.length,
         requestsByAddress: Object.fromEntries(state.requestsByAddress),
@@ -323,6 +333,8 @@ export class Client extends Dispatcher {
       queue: [],
       requestsByAddress: new Map(),
       everOpen: false,
+      // Plain http:// without h2c is HTTP/1.1 from the start; https:// finds out through ALPN.
+      http1: origin.startsWith('http:') && !options.h2c ? new Http1Fallback(origin, options) : undefined,
       lastRequestAt: clock.now(),
       pingFactor: 1,
       tieBreak: 0,
@@ -338,6 +350,10 @@ export class Client extends Dispatcher {
   #route(call: Call): void {
     const state = this.#originState(call.request.origin)
     state.lastRequestAt = state.clock.now()
+    if (state.http1) {
+      state.http1.run(call)
+      return
+    }
     const pool = this.#registry.pick(state.origin)
     if (pool !== undefined) {
       this.#run(state, pool, call)
@@ -545,6 +561,10 @@ export class Client extends Dispatcher {
 
   #connectFailed(state: OriginState, shard: Shard, pool: Pool, error: Error | undefined): void {
     const reason = error ?? new ConnectError(`Could not connect to ${state.origin}`)
+    if (reason instanceof ProtocolNegotiationError && reason.protocol === 'http/1.1' && !state.everOpen) {
+      this.#fallBackToHttp1(state)
+      return
+    }
     if (shard.successor === pool) {
       // Best effort: the old pool keeps serving and tries again after the cooldown.
       shard.successor = undefined
@@ -568,6 +588,20 @@ export class Client extends Dispatcher {
       return
     }
     if (state.queue.length > 0 || this.#registry.pools(state.origin).length > 0) this.#scheduleReconnect(state, shard)
+  }
+
+  /** The origin speaks only HTTP/1.1: undici's Pool serves it from now on, queued requests included. */
+  #fallBackToHttp1(state: OriginState): void {
+    for (const shard of state.shards) shard.pool = shard.successor = undefined
+    this.#clearReconnects(state)
+    if (state.http1) return
+    const http1 = new Http1Fallback(state.origin, state.options)
+    state.http1 = http1
+    for (const waiting of state.queue.splice(0)) {
+      if (waiting.timer !== undefined) state.clock.clearTimeout(waiting.timer)
+      http1.run(waiting.call)
+    }
+    if (this.#closing) this.#checkClosed()
   }
 
   #lost(state: OriginState, shard: Shard, pool: Pool, event: PoolEvent): void {

@@ -10,8 +10,6 @@ export interface DialTarget {
   url: URL
   /** The resolved address to connect to. */
   address: string
-  /** `http://` origins speak HTTP/2 with prior knowledge only when asked. */
-  h2c: boolean
   tls: ConnectOptions
 }
 
@@ -31,11 +29,6 @@ export function dial(target: DialTarget, signal: AbortSignal): Promise<ClientHtt
   const { url, address } = target
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
   const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80)
-  if (url.protocol === 'http:' && !target.h2c) {
-    return Promise.reject(
-      new ProtocolNegotiationError(target.origin, 'http/1.1', `${target.origin} is plain http: set the option 'h2c: true' to speak HTTP/2 with prior knowledge`),
-    )
-  }
   return new Promise<ClientHttp2Session>((resolve, reject) => {
     let socket: net.Socket
     let session: ClientHttp2Session | undefined
@@ -66,6 +59,7 @@ export function dial(target: DialTarget, signal: AbortSignal): Promise<ClientHtt
       })
     }
 
+    // http:// origins reach here only with h2c: HTTP/2 with prior knowledge.
     if (url.protocol === 'http:') {
       socket = net.connect({ host: address, port })
       socket.once('connect', startSession)
@@ -81,7 +75,8 @@ export function dial(target: DialTarget, signal: AbortSignal): Promise<ClientHtt
       socket.once('secureConnect', () => {
         const tlsSocket = socket as tls.TLSSocket
         if (tlsSocket.alpnProtocol !== 'h2') {
-          fail(new ProtocolNegotiationError(target.origin, tlsSocket.alpnProtocol || 'http/1.1 (no ALPN)'))
+          // A server that negotiates no protocol at all speaks HTTP/1.1.
+          fail(new ProtocolNegotiationError(target.origin, tlsSocket.alpnProtocol || 'http/1.1'))
           return
         }
         startSession()

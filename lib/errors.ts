@@ -66,9 +66,9 @@ export class ConnectTimeoutError extends DrainpipeError {
 export class ProtocolNegotiationError extends DrainpipeError {
   override name = 'ProtocolNegotiationError'
   readonly protocol: string
-  constructor(origin: string, protocol: string, message?: string) {
+  constructor(origin: string, protocol: string) {
     super(
-      message ?? `${origin} negotiated '${protocol}' instead of 'h2' (ALPN); drainpipe speaks HTTP/2 on this origin`,
+      `${origin} negotiated '${protocol}' instead of 'h2' (ALPN)`,
       'DRAINPIPE_PROTOCOL_NEGOTIATION',
       { unprocessed: true },
     )

@@ -27,6 +27,7 @@ import {
 } from '@connectrpc/connect/protocol'
 import { createTransport } from '@connectrpc/connect/protocol-grpc'
 import type { Dispatcher } from 'undici'
+import { publish } from './channels.js'
 import { Client } from './client.js'
 import {
   BodyTimeoutError,
@@ -178,7 +179,8 @@ class UniversalCall {
   readonly #request: UniversalClientRequest
   readonly #options: Dispatcher.DispatchOptions
   readonly #body: ReplayableBody | undefined
-  #retriesLeft: number
+  readonly #retries: number
+  #retried = 0
   #resolve!: (response: UniversalClientResponse) => void
   #reject!: (error: ConnectError) => void
   #attempt: Attempt | undefined
@@ -188,7 +190,7 @@ class UniversalCall {
   constructor(client: Client, request: UniversalClientRequest, retries: number, bufferSize: number) {
     this.#client = client
     this.#request = request
-    this.#retriesLeft = retries
+    this.#retries = retries
     this.response = new Promise((resolve, reject) => {
       this.#resolve = resolve
       this.#reject = reject
@@ -238,8 +240,10 @@ class UniversalCall {
     const signal = this.#request.signal
     // Without a pulled body, the client already retried what it could (its own `retries`).
     const retryHere = body !== undefined && attempt.bodyPulled && body.replayable && isUnprocessed(error)
-    if (retryHere && this.#retriesLeft > 0 && !signal?.aborted) {
-      this.#retriesLeft--
+    if (retryHere && this.#retried < this.#retries && !signal?.aborted) {
+      const attempt = ++this.#retried
+      const { origin, method, path } = this.#options as { origin: string; method: string; path: string }
+      publish('drainpipe:request:retry', () => ({ origin, method, path, attempt, reason: (error as DrainpipeError).code, error }))
       this.#dispatch()
       return
     }

@@ -411,7 +411,6 @@ export class Pool implements ExchangeHost {
           origin: this.#context.origin,
           url: this.#context.url,
           address,
-          h2c: this.#context.options.h2c,
           tls: this.#context.options.connect,
         },
         signal,

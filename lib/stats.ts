@@ -16,6 +16,8 @@ export interface PoolStats {
 }
 
 export interface OriginStats {
+  /** `http/1.1` once the origin turned out not to speak HTTP/2 (served by undici's Pool). */
+  protocol: 'h2' | 'http/1.1'
   pools: PoolStats[]
   /** Requests waiting for a stream slot or a connection. */
   queued: number

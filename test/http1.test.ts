@@ -1,0 +1,125 @@
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { createServer as createHttpServer } from 'node:http'
+import { createServer as createHttpsServer, type Server } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Client } from '../lib/index.js'
+import { tableLookup } from './helpers/h2-server.js'
+import { pki } from './helpers/pki.js'
+
+const cleanup: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step()
+})
+
+async function listen(server: Server | ReturnType<typeof createHttpServer>, host: string): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, host, resolve))
+  cleanup.push(() => new Promise((resolve) => server.close(resolve)))
+  return (server.address() as AddressInfo).port
+}
+
+describe('HTTP/1.1 fallback', () => {
+  it('an https:// server that negotiates http/1.1 is served by undici, for request(), stream() and fetch()', async () => {
+    const sockets = new Set<unknown>()
+    const server = createHttpsServer({ ...pki.apiTest, ALPNProtocols: ['http/1.1'] }, (req, res) => {
+      sockets.add(req.socket)
+      let body = ''
+      req.on('data', (chunk: Buffer) => (body += chunk))
+      req.on('end', () => res.end(`${req.method} ${req.url} ${req.httpVersion} ${body}`))
+    })
+    const port = await listen(server, '127.0.0.11')
+    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': ['127.0.0.11'] }).lookup })
+    cleanup.push(() => client.close())
+    const base = `https://api.test:${port}`
+    const results = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => client.request(`${base}/r${i}`, { method: 'POST', body: `b${i}` }).then((r) => r.body.text())),
+    )
+    expect(results).toEqual(Array.from({ length: 5 }, (_, i) => `POST /r${i} 1.1 b${i}`))
+    const streamed = await client.stream(`${base}/s`)
+    let text = ''
+    for await (const chunk of streamed.body) text += chunk
+    expect(text).toBe('GET /s 1.1 ')
+    expect(await (await client.fetch(`${base}/f`)).text()).toBe('GET /f 1.1 ')
+    expect(client.stats().origins[base]!.protocol).toBe('http/1.1')
+  })
+
+  it('an http:// origin without h2c speaks HTTP/1.1, with connections aged out by maxConnectionAge', async () => {
+    const connections = new Set<unknown>()
+    const server = createHttpServer((req, res) => {
+      connections.add(req.socket)
+      res.end('plain')
+    })
+    const port = await listen(server, '127.0.0.11')
+    const client = new Client({ maxConnectionAge: 50, lookup: tableLookup({ 'api.test': ['127.0.0.11'] }).lookup })
+    cleanup.push(() => client.close())
+    const started = Date.now()
+    let requests = 0
+    while (connections.size < 3 && Date.now() - started < 5000) {
+      expect(await (await client.request(`http://api.test:${port}/`)).body.text()).toBe('plain')
+      requests++
+    }
+    expect(connections.size).toBeGreaterThanOrEqual(3)
+    expect(requests).toBeGreaterThan(3)
+  })
+
+  const nginx = '/usr/sbin/nginx'
+  const haveNginx = existsSync(nginx)
+  const skipNginx = !haveNginx && !process.env.CI
+  it.skipIf(skipNginx)(`against nginx without http2${skipNginx ? ' (skipped: nginx-light not installed)' : ''}`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drainpipe-nginx-'))
+    writeFileSync(join(dir, 'cert.pem'), pki.apiTest.cert)
+    writeFileSync(join(dir, 'key.pem'), pki.apiTest.key)
+    const port = await freePort('127.0.0.12')
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      `daemon off;
+master_process off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${dir};
+  server {
+    listen 127.0.0.12:${port} ssl;
+    ssl_certificate ${dir}/cert.pem;
+    ssl_certificate_key ${dir}/key.pem;
+    location / { return 200 "nginx $server_protocol $request_method"; }
+  }
+}
+`,
+    )
+    execFileSync(nginx, ['-t', '-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' })
+    const child = spawn(nginx, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' })
+    cleanup.push(async () => {
+      child.kill('SIGTERM')
+    })
+    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': ['127.0.0.12'] }).lookup })
+    cleanup.push(() => client.close())
+    const url = `https://api.test:${port}/`
+    let body = ''
+    for (let attempt = 0; attempt < 200 && body === ''; attempt++) {
+      body = await client
+        .request(url, { method: 'POST', body: 'x' })
+        .then((r) => r.body.text())
+        .catch(async () => {
+          await new Promise((resolve) => setTimeout(resolve, 25)) // nginx is still starting: poll, bounded
+          return ''
+        })
+    }
+    expect(body).toBe('nginx HTTP/1.1 POST')
+    expect(client.stats().origins[`https://api.test:${port}`]!.protocol).toBe('http/1.1')
+  })
+})
+
+async function freePort(host: string): Promise<number> {
+  const server = createHttpServer()
+  await new Promise<void>((resolve) => server.listen(0, host, resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
