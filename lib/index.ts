@@ -1,4 +1,5 @@
-export { Client } from './client.js'
+export { Client, type FetchInput } from './client.js'
+export { fetch } from './fetch.js'
 export type { ClientOptions, PoolOptions, KeepAliveOptions, BackoffOptions, ConnectOptions, LookupFunction } from './options.js'
 export type { Clock, TimerHandle } from './clock.js'
 export { AsyncRequest, type AsyncRequestEvents } from './async-request.js'
