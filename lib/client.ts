@@ -12,7 +12,7 @@ import { Backoff } from './backoff.js'
 import { publish } from './channels.js'
 import type { TimerHandle } from './clock.js'
 import { ClientClosedError, ConnectError, ProtocolNegotiationError, QueueFullError } from './errors.js'
-import { toSink } from './handler.js'
+import { Controller, toSink } from './handler.js'
 import { Http1Fallback } from './http1.js'
 import { Config, type ClientOptions, type ResolvedOptions } from './options.js'
 import { Pool, type ExpiryReason, type OriginContext, type PoolEvent, type PoolHooks, type PoolState } from './pool.js'
@@ -116,13 +116,14 @@ export class Client extends Dispatcher {
         onRetry: () => this.#totals.retries++,
       })
     } catch (error) {
-      // undici's contract: invalid input is reported through the handler.
-      const failed = new Call(prepare({ origin: 'http://invalid', path: '/', method: 'GET' }), sink, () => {}, {
-        retries: 0,
-        onRetry: () => {},
-      })
-      failed.start()
-      failed.fail(error as Error)
+      // undici's contract: invalid input is reported through the handler, never thrown.
+      const controller = new Controller(() => {})
+      try {
+        sink.start(controller)
+        sink.error(controller, error as Error)
+      } catch {
+        // A handler that throws while being told of its own bad input has nowhere left to report to.
+      }
       return false
     }
     call.start()
