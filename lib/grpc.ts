@@ -5,11 +5,17 @@
  *
  * ```ts
  * import { createClient } from '@connectrpc/connect'
+ * import { Client } from 'drainpipe'
  * import { createGrpcTransport } from 'drainpipe/grpc'
  *
- * const transport = createGrpcTransport({ baseUrl: 'https://api.internal:8443', client: new Client({ maxConnectionAge: 60_000 }) })
+ * const client = new Client({ maxConnectionAge: 60_000 })
+ * const transport = createGrpcTransport({ baseUrl: 'https://api.internal:8443', client })
  * const greeter = createClient(GreeterService, transport)
  * ```
+ *
+ * Deadlines are Connect's (`timeoutMs`, sent as `grpc-timeout`): the
+ * client's `headersTimeout` and `bodyTimeout` do not apply to gRPC calls, so
+ * quiet streams live as long as the call.
  *
  * @module
  */
@@ -89,6 +95,7 @@ export interface GrpcTransport extends Transport {
   readonly client: Client
   /** Closes the client gracefully if the transport created it; does nothing to a client that was passed in. */
   close(): Promise<void>
+  [Symbol.asyncDispose](): Promise<void>
 }
 
 const gzip = promisify(zlib.gzip)
@@ -140,11 +147,13 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
     sendCompression: options.sendCompression ?? null,
     ...validateReadWriteMaxBytes(options.readMaxBytes, options.writeMaxBytes, options.compressMinBytes),
   })
+  const close = () => (owned ? client.close() : Promise.resolve())
   return {
     unary: transport.unary.bind(transport),
     stream: transport.stream.bind(transport),
     client,
-    close: () => (owned ? client.close() : Promise.resolve()),
+    close,
+    [Symbol.asyncDispose]: close,
   }
 }
 
@@ -459,7 +468,11 @@ class ReplayableBody {
     this.#chunks.length = 0
     if (this.#done) return
     this.#done = true
-    this.#source.return?.().catch(() => {})
+    try {
+      this.#source.return?.().catch(() => {})
+    } catch {
+      // A source that cannot be stopped has nothing to release.
+    }
   }
 
   /** Chunk `index` for a view, pulling from the source when needed. */
