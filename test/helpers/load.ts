@@ -1,0 +1,168 @@
+/**
+ * Steady, bounded load for balance tests and the demo: a fixed number of
+ * workers, each sending one request after the other (closed loop), recording
+ * which backend answered (the `x-backend` response header) and when.
+ *
+ * The load stops by itself at `maxDuration` even if nobody calls `stop()`.
+ * Balance is measured on the samples afterwards (or live) with `window()`:
+ * requests per backend between two instants, and "share" = a backend's
+ * requests / all requests in that window.
+ */
+import { performance } from 'node:perf_hooks'
+
+/** Sends one request and resolves with the name of the backend that answered; rejects when it failed. */
+export type Send = () => Promise<string>
+
+export interface LoadOptions {
+  /** Requests in flight at any time. */
+  concurrency: number
+  /** Safety bound (ms): the workers stop on their own after this long. */
+  maxDuration: number
+  /** Time source in ms; default `performance.now`. */
+  now?: () => number
+  /**
+   * After a response, yield to the event loop with this probability (default 0.5). Workers that
+   * never yield run in lockstep, and a lockstep load can resonate with a client's round-robin
+   * tie-break (always the same pool wins the ties); real traffic is not periodic. 0 turns it off.
+   */
+  shuffle?: number
+}
+
+export interface Failure {
+  at: number
+  error: Error
+}
+
+export interface Window {
+  from: number
+  to: number
+  total: number
+  /** Requests per backend in the window; every expected backend is present (0 when it got none). */
+  counts: Record<string, number>
+  /** max/min of the expected backends' counts: 1 is perfect, Infinity when one got nothing. */
+  ratio: number
+}
+
+export class Load {
+  readonly #send: Send
+  readonly #options: Required<LoadOptions>
+  /** Completion time of each successful request, ascending. */
+  readonly #times: number[] = []
+  /** Backend of each successful request, as an index into #names. */
+  readonly #backends: number[] = []
+  readonly #names: string[] = []
+  readonly #index = new Map<string, number>()
+  readonly failures: Failure[] = []
+  #stopping = false
+  #workers: Promise<void>[] = []
+  startedAt = 0
+
+  constructor(send: Send, options: LoadOptions) {
+    this.#send = send
+    this.#options = { now: () => performance.now(), shuffle: 0.5, ...options }
+  }
+
+  get now(): number {
+    return this.#options.now()
+  }
+
+  /** Successful requests so far. */
+  get ok(): number {
+    return this.#times.length
+  }
+
+  get failed(): number {
+    return this.failures.length
+  }
+
+  /** Backends that answered at least once, in order of first answer. */
+  get backends(): readonly string[] {
+    return this.#names
+  }
+
+  start(): this {
+    if (this.#workers.length > 0) throw new Error('Load already started')
+    this.startedAt = this.now
+    const deadline = this.startedAt + this.#options.maxDuration
+    const worker = async () => {
+      while (!this.#stopping && this.now < deadline) {
+        try {
+          const backend = await this.#send()
+          this.#record(backend)
+          if (Math.random() < this.#options.shuffle) await new Promise((resolve) => setImmediate(resolve))
+        } catch (error) {
+          this.failures.push({ at: this.now, error: error as Error })
+        }
+      }
+    }
+    this.#workers = Array.from({ length: this.#options.concurrency }, () => worker())
+    return this
+  }
+
+  /** Stops sending; resolves when every request in flight has finished. */
+  async stop(): Promise<void> {
+    this.#stopping = true
+    await Promise.all(this.#workers)
+  }
+
+  #record(backend: string): void {
+    let index = this.#index.get(backend)
+    if (index === undefined) {
+      index = this.#names.length
+      this.#names.push(backend)
+      this.#index.set(backend, index)
+    }
+    this.#times.push(this.now)
+    this.#backends.push(index)
+  }
+
+  /** Requests per backend that completed in [from, to). `expected` backends count even when they got none. */
+  window(from: number, to: number, expected: readonly string[] = []): Window {
+    const counts: Record<string, number> = {}
+    for (const name of expected) counts[name] = 0
+    const start = lowerBound(this.#times, from)
+    const end = lowerBound(this.#times, to)
+    for (let i = start; i < end; i++) {
+      const name = this.#names[this.#backends[i]!]!
+      counts[name] = (counts[name] ?? 0) + 1
+    }
+    return { from, to, total: end - start, counts, ratio: ratio(counts) }
+  }
+
+  /**
+   * The first instant t in [from, until] (stepping by `step`) from which every window [t' - width, t')
+   * with t' in [t, until] has a ratio ≤ `bound` over `expected`, and whose own window starts at or after
+   * `from`. Undefined when there is none.
+   */
+  balancedFrom(options: { from: number; until: number; width: number; step: number; bound: number; expected: readonly string[] }): number | undefined {
+    const { from, until, width, step, bound, expected } = options
+    let since: number | undefined
+    for (let t = from + width; t <= until; t += step) {
+      const balanced = this.window(t - width, t, expected).ratio <= bound
+      if (!balanced) since = undefined
+      else since ??= t
+    }
+    return since
+  }
+}
+
+/** max/min of the counts; Infinity when a backend got nothing, NaN when there are no backends. */
+export function ratio(counts: Record<string, number>): number {
+  const values = Object.values(counts)
+  if (values.length === 0) return Number.NaN
+  const min = Math.min(...values)
+  const max = Math.max(...values)
+  return min === 0 ? Number.POSITIVE_INFINITY : max / min
+}
+
+/** Index of the first element ≥ value in an ascending array. */
+function lowerBound(values: readonly number[], value: number): number {
+  let low = 0
+  let high = values.length
+  while (low < high) {
+    const mid = (low + high) >>> 1
+    if (values[mid]! < value) low = mid + 1
+    else high = mid
+  }
+  return low
+}
