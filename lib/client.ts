@@ -110,7 +110,7 @@ export class Client extends Dispatcher {
     let call: Call
     try {
       if (this.#closing) throw new ClientClosedError(this.#destroyed ? 'The client was destroyed' : 'The client is closed')
-      const request = prepare(options)
+      const request = prepare(options, (origin) => this.#config.for(origin).retryBufferSize)
       call = new Call(request, sink, (next) => this.#route(next), {
         retries: retries ?? this.#config.for(request.origin).retries,
         onRetry: () => this.#totals.retries++,

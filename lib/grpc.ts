@@ -33,7 +33,6 @@ import {
 } from '@connectrpc/connect/protocol'
 import { createTransport } from '@connectrpc/connect/protocol-grpc'
 import type { Dispatcher } from 'undici'
-import { publish } from './channels.js'
 import { Client } from './client.js'
 import {
   BodyTimeoutError,
@@ -58,15 +57,6 @@ export interface GrpcTransportOptions {
    * `transport.close()`. A client you pass stays yours to close.
    */
   client?: Client
-  /**
-   * Calls the server provably did not process (GOAWAY above their stream, REFUSED_STREAM,
-   * a draining connection) after their request messages were already being sent
-   * are sent again, up to this many times. Default 3; 0 turns it off. Calls whose
-   * messages were not yet pulled are retried by the client itself (its `retries`).
-   */
-  retries?: number
-  /** Request bytes kept per call so that it can be sent again (see `retries`). Default 4 MiB, gRPC's default message limit. */
-  retryBufferSize?: number
   /** Binary protobuf (default) or JSON (`application/grpc+json`). */
   useBinaryFormat?: boolean
   /** Interceptors applied to every call of this transport. */
@@ -134,13 +124,13 @@ function toArrayBufferView(bytes: Buffer): Uint8Array<ArrayBuffer> {
  * GOAWAYs (such as grpc-js' `grpc.max_connection_age_ms`).
  */
 export function createGrpcTransport(options: GrpcTransportOptions): GrpcTransport {
-  const { client: given, retries, retryBufferSize, baseUrl, ...connectOptions } = options
+  const { client: given, baseUrl, ...connectOptions } = options
   const owned = given === undefined
   const client = given ?? new Client({ h2c: new URL(baseUrl).protocol === 'http:' })
   const transport = createTransport({
     ...connectOptions,
     baseUrl,
-    httpClient: createUniversalClient(client, { retries, retryBufferSize }),
+    httpClient: createUniversalClient(client),
     useBinaryFormat: options.useBinaryFormat ?? true,
     interceptors: options.interceptors ?? [],
     acceptCompression: options.acceptCompression ?? [compressionGzip],
@@ -157,16 +147,6 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
   }
 }
 
-/** Options of {@link createUniversalClient}. */
-export interface UniversalClientOptions {
-  /** See {@link GrpcTransportOptions.retries}. Default 3. */
-  retries?: number
-  /** See {@link GrpcTransportOptions.retryBufferSize}. Default 4 MiB. */
-  retryBufferSize?: number
-}
-
-const DEFAULT_RETRIES = 3
-const DEFAULT_RETRY_BUFFER = 4 * 1024 * 1024
 /** Response bytes buffered for a slow reader before the stream is paused (HTTP/2 flow control then holds the server). */
 const HIGH_WATER_MARK = 64 * 1024
 
@@ -174,32 +154,29 @@ const HIGH_WATER_MARK = 64 * 1024
  * Connect's minimal HTTP client (`UniversalClientFn`) over a drainpipe
  * client; the building block of {@link createGrpcTransport}, usable with
  * Connect's other protocols (`@connectrpc/connect/protocol-connect`) too.
+ *
+ * Calls the server provably did not process are retried by the client
+ * (its `retries`), request messages included while they fit its
+ * `retryBufferSize`.
  */
-export function createUniversalClient(client: Client, options: UniversalClientOptions = {}): UniversalClientFn {
-  const retries = options.retries ?? DEFAULT_RETRIES
-  const bufferSize = options.retryBufferSize ?? DEFAULT_RETRY_BUFFER
-  return (request) => new UniversalCall(client, request, retries, bufferSize).response
+export function createUniversalClient(client: Client): UniversalClientFn {
+  return (request) => new UniversalCall(client, request).response
 }
 
-/** One call: dispatches attempts until one gets a response, then feeds its body and trailers to Connect. */
+/** One call: dispatches it, then feeds the response body and trailers to Connect. */
 class UniversalCall {
   readonly response: Promise<UniversalClientResponse>
   readonly #client: Client
   readonly #request: UniversalClientRequest
-  readonly #options: Dispatcher.DispatchOptions
-  readonly #body: ReplayableBody | undefined
-  readonly #retries: number
-  #retried = 0
   #resolve!: (response: UniversalClientResponse) => void
   #reject!: (error: ConnectError) => void
   #attempt: Attempt | undefined
   #settled = false
   readonly #onAbort = () => this.#attempt?.abort(abortReason(this.#request.signal!))
 
-  constructor(client: Client, request: UniversalClientRequest, retries: number, bufferSize: number) {
+  constructor(client: Client, request: UniversalClientRequest) {
     this.#client = client
     this.#request = request
-    this.#retries = retries
     this.response = new Promise((resolve, reject) => {
       this.#resolve = resolve
       this.#reject = reject
@@ -209,53 +186,38 @@ class UniversalCall {
     request.header.forEach((value, name) => {
       headers[name] = value
     })
-    this.#body = request.body === undefined ? undefined : new ReplayableBody(request.body, bufferSize)
-    this.#options = {
-      origin: url.origin,
-      path: `${url.pathname}${url.search}`,
-      method: request.method,
-      headers,
-      // Deadlines are Connect's (grpc-timeout and the call's signal); a quiet stream is no failure.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-    }
     const signal = request.signal
     if (signal?.aborted) {
       this.#fail(abortReason(signal))
       return
     }
     signal?.addEventListener('abort', this.#onAbort)
-    this.#dispatch()
-  }
-
-  #dispatch(): void {
-    const view = this.#body?.view()
-    const attempt = new Attempt(this, view)
+    const attempt = new Attempt(this)
     this.#attempt = attempt
-    // drainpipe streams async-iterable bodies with HTTP/2 flow control (undici's types only list Readable).
-    const body = (view ?? null) as Dispatcher.DispatchOptions['body']
-    this.#client.dispatch({ ...this.#options, body }, attempt)
+    this.#client.dispatch(
+      {
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method: request.method,
+        headers,
+        // drainpipe streams async-iterable bodies with HTTP/2 flow control (undici's types only list Readable).
+        body: (request.body ?? null) as Dispatcher.DispatchOptions['body'],
+        // Deadlines are Connect's (grpc-timeout and the call's signal); a quiet stream is no failure.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      },
+      attempt,
+    )
   }
 
-  /** The attempt got response headers: the server has the call, no more retries. */
+  /** The server has the call: hand Connect the response. */
   started(attempt: Attempt, status: number, headers: IncomingHttpHeaders): void {
-    this.#body?.commit()
     this.#resolve({ status, header: toHeaders(headers), body: attempt.body, trailer: attempt.trailer })
   }
 
-  /** The attempt failed before a response: send it again if the server provably did not process it. */
-  failedBeforeResponse(attempt: Attempt, error: Error): void {
-    const body = this.#body
+  /** The call failed before a response (the client already retried what was safe to). */
+  failedBeforeResponse(error: Error): void {
     const signal = this.#request.signal
-    // Without a pulled body, the client already retried what it could (its own `retries`).
-    const retryHere = body !== undefined && attempt.bodyPulled && body.replayable && isUnprocessed(error)
-    if (retryHere && this.#retried < this.#retries && !signal?.aborted) {
-      const attempt = ++this.#retried
-      const { origin, method, path } = this.#options as { origin: string; method: string; path: string }
-      publish('drainpipe:request:retry', () => ({ origin, method, path, attempt, reason: (error as DrainpipeError).code, error }))
-      this.#dispatch()
-      return
-    }
     this.#fail(signal?.aborted ? abortReason(signal) : toConnectError(error))
   }
 
@@ -269,7 +231,6 @@ class UniversalCall {
     if (this.#settled) return
     this.#settled = true
     this.#request.signal?.removeEventListener('abort', this.#onAbort)
-    this.#body?.close()
   }
 
   get signal(): AbortSignal | undefined {
@@ -282,19 +243,12 @@ class Attempt implements Dispatcher.DispatchHandler {
   readonly trailer = new Headers()
   readonly body: ResponseBody
   readonly #call: UniversalCall
-  readonly #view: BodyView | undefined
   #controller: Dispatcher.DispatchController | undefined
   #started = false
 
-  constructor(call: UniversalCall, view: BodyView | undefined) {
+  constructor(call: UniversalCall) {
     this.#call = call
-    this.#view = view
     this.body = new ResponseBody(this)
-  }
-
-  /** Whether drainpipe started sending this attempt's body (it cannot resend it itself then). */
-  get bodyPulled(): boolean {
-    return this.#view?.pulled ?? false
   }
 
   abort(reason: Error): void {
@@ -329,9 +283,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    this.#view?.detach()
     if (!this.#started) {
-      this.#call.failedBeforeResponse(this, error)
+      this.#call.failedBeforeResponse(error)
       return
     }
     const signal = this.#call.signal
@@ -417,131 +370,6 @@ class ResponseBody implements AsyncIterable<Uint8Array> {
       throw: async (error: unknown) => {
         this.#abandon(ConnectError.from(error, Code.Internal))
         throw error
-      },
-    }
-  }
-}
-
-/**
- * The request body of a call, kept (up to a limit) until the server has the
- * call, so an attempt that failed unprocessed can be replayed. Every attempt
- * reads it through its own view; one pull from the source is shared.
- */
-class ReplayableBody {
-  readonly #source: AsyncIterator<Uint8Array>
-  readonly #limit: number
-  /** Chunks pulled from the source; index `#base` is the first still held. */
-  readonly #chunks: Uint8Array[] = []
-  #base = 0
-  #bytes = 0
-  #replayable = true
-  #done = false
-  #pulling: Promise<void> | undefined
-  #current: BodyView | undefined
-
-  constructor(source: AsyncIterable<Uint8Array>, limit: number) {
-    this.#source = source[Symbol.asyncIterator]()
-    this.#limit = limit
-  }
-
-  /** Whether an attempt that was already sending may be sent again from the first byte. */
-  get replayable(): boolean {
-    return this.#replayable
-  }
-
-  /** A fresh reader from the first byte for a new attempt; earlier readers stop. */
-  view(): BodyView {
-    this.#current?.detach()
-    this.#current = new BodyView(this)
-    return this.#current
-  }
-
-  /** The server has the call: nothing will be replayed, keep only what the current view has not read. */
-  commit(): void {
-    this.#replayable = false
-    this.#trim()
-  }
-
-  /** The call is over: stop the source if it was not read to its end. */
-  close(): void {
-    this.#replayable = false
-    this.#chunks.length = 0
-    if (this.#done) return
-    this.#done = true
-    try {
-      this.#source.return?.().catch(() => {})
-    } catch {
-      // A source that cannot be stopped has nothing to release.
-    }
-  }
-
-  /** Chunk `index` for a view, pulling from the source when needed. */
-  async read(index: number, view: BodyView): Promise<IteratorResult<Uint8Array>> {
-    for (;;) {
-      if (view.detached) return { done: true, value: undefined }
-      if (index < this.#base) throw new RequestBodyError('request body chunk already released')
-      if (index < this.#base + this.#chunks.length) {
-        const value = this.#chunks[index - this.#base]!
-        if (!this.#replayable) this.#trim(index + 1)
-        return { done: false, value }
-      }
-      if (this.#done) return { done: true, value: undefined }
-      this.#pulling ??= this.#pull()
-      await this.#pulling
-    }
-  }
-
-  async #pull(): Promise<void> {
-    try {
-      const result = await this.#source.next()
-      if (result.done) {
-        this.#done = true
-        return
-      }
-      this.#chunks.push(result.value)
-      this.#bytes += result.value.byteLength
-      if (this.#bytes > this.#limit) this.#replayable = false
-    } finally {
-      this.#pulling = undefined
-    }
-  }
-
-  /** Drops chunks before `upTo` (default: what the current view has read). */
-  #trim(upTo = this.#current?.position ?? this.#base): void {
-    const count = Math.min(upTo - this.#base, this.#chunks.length)
-    if (count <= 0) return
-    this.#chunks.splice(0, count)
-    this.#base += count
-  }
-}
-
-/** One attempt's reader of a {@link ReplayableBody}: what drainpipe sends as the request body. */
-class BodyView implements AsyncIterable<Uint8Array> {
-  readonly #body: ReplayableBody
-  position = 0
-  pulled = false
-  detached = false
-
-  constructor(body: ReplayableBody) {
-    this.#body = body
-  }
-
-  detach(): void {
-    this.detached = true
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    this.pulled = true
-    return {
-      next: async () => {
-        const result = await this.#body.read(this.position, this)
-        if (!result.done) this.position++
-        return result
-      },
-      // Ending one attempt early must not end the call's source: a retry may still read it.
-      return: async () => {
-        this.detached = true
-        return { done: true, value: undefined }
       },
     }
   }

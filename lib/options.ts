@@ -51,6 +51,11 @@ export interface PoolOptions {
   maxRequestsPerConnection?: number
   /** Transparent retries of requests the server provably did not process. Default 3, at most 10. */
   retries?: number
+  /**
+   * Bytes of a streamed request body kept until the response starts, so an
+   * unprocessed attempt can be sent again from the first byte. Default 65536.
+   */
+  retryBufferSize?: number
   /** Resolver with Node's `dns.lookup` signature. Called afresh for every new connection. */
   lookup?: LookupFunction
   /** TLS options. Verification is on unless `rejectUnauthorized: false` is given. */
@@ -88,6 +93,7 @@ export interface ResolvedOptions {
   connectTimeout: number
   maxRequestsPerConnection: number
   retries: number
+  retryBufferSize: number
   lookup: LookupFunction
   connect: ConnectOptions
   h2c: boolean
@@ -107,6 +113,7 @@ export const defaults = {
   connectTimeout: 10_000,
   maxRequestsPerConnection: 0,
   retries: 3,
+  retryBufferSize: 64 * 1024,
   h2c: false,
   maxQueue: 10_000,
   headersTimeout: 300_000,
@@ -129,6 +136,7 @@ const poolOptionKinds: Record<keyof PoolOptions, Kind> = {
   connectTimeout: 'duration',
   maxRequestsPerConnection: 'count',
   retries: 'count',
+  retryBufferSize: 'count',
   lookup: 'function',
   connect: 'object',
   h2c: 'boolean',
@@ -250,6 +258,7 @@ function resolve(layers: PoolOptions[], where: string): ResolvedOptions {
     connectTimeout: pick('connectTimeout') ?? defaults.connectTimeout,
     maxRequestsPerConnection: pick('maxRequestsPerConnection') ?? defaults.maxRequestsPerConnection,
     retries: pick('retries') ?? defaults.retries,
+    retryBufferSize: pick('retryBufferSize') ?? defaults.retryBufferSize,
     lookup: pick('lookup') ?? defaultLookup,
     connect: pick('connect') ?? {},
     h2c: pick('h2c') ?? defaults.h2c,

@@ -59,7 +59,10 @@ function optionalDuration(name: string, value: unknown): number | undefined {
 }
 
 /** Validates undici-style dispatch options; throws a typed error naming what is wrong. */
-export function prepare(options: Dispatcher.DispatchOptions): PreparedRequest {
+export function prepare(
+  options: Dispatcher.DispatchOptions,
+  retryBufferSize: (origin: string) => number = () => 0,
+): PreparedRequest {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('Dispatch options must be an object')
   const origin = parseOrigin(options.origin)
   const method = options.method ?? 'GET'
@@ -73,7 +76,7 @@ export function prepare(options: Dispatcher.DispatchOptions): PreparedRequest {
   }
   const path = withQuery(rawPath, (options as { query?: Record<string, unknown> }).query)
   const { headers, authority } = toHttp2Headers(options.headers as HeadersInput)
-  const body = RequestBody.from(options.body as BodyInput)
+  const body = RequestBody.from(options.body as BodyInput, retryBufferSize(origin))
   if (body.contentType !== undefined && headers['content-type'] === undefined) headers['content-type'] = body.contentType
   return {
     origin,
@@ -144,6 +147,7 @@ export class Call {
   responseStarted(statusCode: number, headers: ResponseHeaders, statusText: string): void {
     if (this.#done) return
     this.#responding = true
+    this.request.body.settle()
     this.#pending?.resolve()
     this.#pending = undefined
     this.#guard(() => this.#sink.response(this.controller, statusCode, headers, statusText))
@@ -157,6 +161,7 @@ export class Call {
     if (this.#done) return
     this.#done = true
     this.#cancel = undefined
+    this.request.body.close()
     this.#guard(() => this.#sink.complete(this.controller, trailers))
   }
 
@@ -219,6 +224,7 @@ export class Call {
   #deliverError(error: Error): void {
     if (this.#done) return
     this.#done = true
+    this.request.body.close()
     try {
       this.#sink.error(this.controller, error)
     } catch {

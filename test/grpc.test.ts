@@ -422,30 +422,33 @@ describe('createUniversalClient: calls refused after their body was sent are rep
       expect(pulled).toEqual(['a', 'b', 'c'])
       // gRPC requires it; drainpipe's header validation must keep it.
       expect(lastHeaders?.te).toBe('trailers')
-      expect(retries).toEqual([expect.objectContaining({ path: '/svc/Method', attempt: 1, reason: 'DRAINPIPE_REFUSED_STREAM' })])
+      expect(retries).toEqual([expect.objectContaining({ path: '/svc/Method', attempt: 2, reason: 'DRAINPIPE_REFUSED_STREAM' })])
+      expect(client.stats().retries).toBe(1)
     } finally {
       unsubscribe('drainpipe:request:retry', onRetry)
       await client.close()
     }
   })
 
-  it('gives up after `retries`, and does not replay a body larger than `retryBufferSize`', async () => {
-    const client = new Client({ h2c: true })
+  it("gives up after the client's `retries`, and does not replay a body larger than its `retryBufferSize`", async () => {
+    const client = new Client({ h2c: true, retries: 2 })
+    const small = new Client({ h2c: true, retryBufferSize: 2 })
     try {
       received = []
       refuseNext = 10
-      const exhausted = await caught(send(createUniversalClient(client, { retries: 2 }), []))
+      const exhausted = await caught(send(createUniversalClient(client), []))
       expect(exhausted.code).toBe(Code.Unavailable)
       expect(received).toHaveLength(3)
 
       received = []
       refuseNext = 1
-      const tooBig = await caught(send(createUniversalClient(client, { retryBufferSize: 2 }), []))
+      const tooBig = await caught(send(createUniversalClient(small), []))
       expect(tooBig.code).toBe(Code.Unavailable)
       expect(tooBig.cause).toBeInstanceOf(RefusedStreamError)
       expect(received).toEqual(['abc'])
     } finally {
       await client.close()
+      await small.close()
     }
   })
 })

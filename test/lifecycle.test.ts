@@ -302,18 +302,51 @@ describe('server GOAWAY and refused streams', () => {
     expect(events.of('drainpipe:request:retry').map((m) => m.attempt)).toEqual([2, 3, 4])
   })
 
-  it('a streamed body that was already sent is not replayed: the error surfaces marked unprocessed', async () => {
+  it('a streamed body refused after it was sent is replayed from its first byte; the source is read once', async () => {
+    let attempts = 0
     const backend = await startBackend({
       host: '127.0.0.2',
       handler: (req, res) => {
-        req.once('data', () => res.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM))
+        if (++attempts === 1) {
+          req.once('data', () => res.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM))
+          return
+        }
+        return false // the built-in /echo answers the replay
       },
     })
     const { client, base } = await setup([backend])
+    let pulls = 0
     async function* body() {
-      yield 'first chunk'
-      await new Promise((resolve) => setTimeout(resolve, 50))
-      yield 'second'
+      for (const part of ['first chunk, ', 'second chunk, ', 'third']) {
+        pulls++
+        yield part
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    }
+    const res = await client.request(`${base}/echo`, { method: 'POST', body: body() })
+    expect(await res.body.text()).toBe('first chunk, second chunk, third')
+    expect(attempts).toBe(2)
+    expect(pulls).toBe(3)
+    expect(client.stats().retries).toBe(1)
+  })
+
+  it('a streamed body larger than retryBufferSize is not replayed: the error surfaces marked unprocessed', async () => {
+    const backend = await startBackend({
+      host: '127.0.0.2',
+      handler: (req, res) => {
+        let received = 0
+        req.on('data', (chunk: Buffer) => {
+          received += chunk.length
+          if (received >= 2048) res.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM)
+        })
+      },
+    })
+    const { client, base } = await setup([backend], { retryBufferSize: 1024 })
+    async function* body() {
+      for (let i = 0; i < 8; i++) {
+        yield Buffer.alloc(512, i)
+        await new Promise((resolve) => setImmediate(resolve))
+      }
     }
     const error = await client.request(`${base}/`, { method: 'POST', body: body() }).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(RefusedStreamError)
