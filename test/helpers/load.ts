@@ -128,22 +128,6 @@ export class Load {
     }
     return { from, to, total: end - start, counts, ratio: ratio(counts) }
   }
-
-  /**
-   * The first instant t in [from, until] (stepping by `step`) from which every window [t' - width, t')
-   * with t' in [t, until] has a ratio ≤ `bound` over `expected`, and whose own window starts at or after
-   * `from`. Undefined when there is none.
-   */
-  balancedFrom(options: { from: number; until: number; width: number; step: number; bound: number; expected: readonly string[] }): number | undefined {
-    const { from, until, width, step, bound, expected } = options
-    let since: number | undefined
-    for (let t = from + width; t <= until; t += step) {
-      const balanced = this.window(t - width, t, expected).ratio <= bound
-      if (!balanced) since = undefined
-      else since ??= t
-    }
-    return since
-  }
 }
 
 /** max/min of the counts; Infinity when a backend got nothing, NaN when there are no backends. */

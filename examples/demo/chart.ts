@@ -1,0 +1,175 @@
+/**
+ * The demo's chart: for each client, the share of requests per backend over
+ * time (one line per backend), the ideal share (1 / backends in DNS), and the
+ * moments the backends changed. A self-contained SVG, no dependencies.
+ */
+
+export interface Series {
+  /** Seconds since the start. */
+  t: number[]
+  /** Backend → share (0…1) at each `t`; `null` where the window held no request. */
+  shares: Record<string, (number | null)[]>
+}
+
+export interface Panel {
+  title: string
+  subtitle: string
+  series: Series
+  /** Moments to point out on the time axis (e.g. "balanced"). */
+  notes?: Marker[]
+}
+
+export interface Marker {
+  /** Seconds since the start. */
+  t: number
+  label: string
+}
+
+export interface ChartInput {
+  title: string
+  subtitle: string
+  backends: string[]
+  panels: Panel[]
+  markers: Marker[]
+  /** The ideal share as a step function: from `t` on, 1 / `backends`. */
+  ideal: { t: number; backends: number }[]
+  duration: number
+  footer: string[]
+}
+
+// Okabe–Ito colours: distinguishable with the common forms of colour blindness.
+const COLOURS = ['#0072B2', '#E69F00', '#009E73', '#D55E00', '#CC79A7', '#56B4E9', '#000000', '#F0E442']
+
+const WIDTH = 980
+const LEFT = 64
+const PLOT_WIDTH = 720
+const PANEL_HEIGHT = 200
+const PANEL_GAP = 92
+/** Characters per line of running text before it wraps (13 px type over the chart's width). */
+const WRAP = 128
+
+export function renderChart(input: ChartInput): string {
+  const legendX = LEFT + PLOT_WIDTH + 28
+  const subtitle = wrap(input.subtitle, WRAP)
+  const footer = input.footer.flatMap((line) => wrap(line, WRAP))
+  const top0 = 92 + subtitle.length * 17
+  const height = top0 + input.panels.length * (PANEL_HEIGHT + PANEL_GAP) - 28 + footer.length * 18
+  const x = (t: number) => LEFT + (t / input.duration) * PLOT_WIDTH
+  const out: string[] = []
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="#ffffff"/>`,
+    `<text x="${LEFT}" y="30" font-size="18" font-weight="600" fill="#111">${escape(input.title)}</text>`,
+    ...subtitle.map((line, i) => `<text x="${LEFT}" y="${52 + i * 17}" font-size="13" fill="#444">${escape(line)}</text>`),
+  )
+
+  input.panels.forEach((panel, index) => {
+    const top = top0 + index * (PANEL_HEIGHT + PANEL_GAP)
+    const y = (share: number) => top + PANEL_HEIGHT - share * PANEL_HEIGHT
+    out.push(
+      `<text x="${LEFT}" y="${top - 22}" font-size="14" font-weight="600" fill="#111">${escape(panel.title)}</text>`,
+      `<text x="${LEFT}" y="${top - 7}" font-size="12" fill="#444">${escape(panel.subtitle)}</text>`,
+      `<rect x="${LEFT}" y="${top}" width="${PLOT_WIDTH}" height="${PANEL_HEIGHT}" fill="#fafafa" stroke="#ccc"/>`,
+    )
+    // Horizontal grid and share axis.
+    for (const share of [0, 0.25, 0.5, 0.75, 1]) {
+      out.push(
+        `<line x1="${LEFT}" x2="${LEFT + PLOT_WIDTH}" y1="${y(share)}" y2="${y(share)}" stroke="#e4e4e4"/>`,
+        `<text x="${LEFT - 8}" y="${y(share) + 4}" text-anchor="end" fill="#555">${Math.round(share * 100)}%</text>`,
+      )
+    }
+    // Time axis.
+    const step = input.duration > 30 ? 5 : 2
+    for (let t = 0; t <= input.duration + 1e-9; t += step) {
+      out.push(
+        `<line x1="${x(t)}" x2="${x(t)}" y1="${top + PANEL_HEIGHT}" y2="${top + PANEL_HEIGHT + 4}" stroke="#888"/>`,
+        `<text x="${x(t)}" y="${top + PANEL_HEIGHT + 17}" text-anchor="middle" fill="#555">${t} s</text>`,
+      )
+    }
+    // Changes to the backends (labels on staggered rows, so close ones do not overlap).
+    input.markers.forEach((marker, i) => {
+      out.push(
+        `<line x1="${x(marker.t)}" x2="${x(marker.t)}" y1="${top}" y2="${top + PANEL_HEIGHT}" stroke="#777" stroke-dasharray="4 3"/>`,
+        `<text x="${x(marker.t) + 4}" y="${top + 13 + (i % 3) * 13}" fill="#333" font-size="11">${escape(marker.label)}</text>`,
+      )
+    })
+    // Notes on the time axis.
+    for (const note of panel.notes ?? []) {
+      const nx = x(note.t)
+      const base = top + PANEL_HEIGHT
+      out.push(
+        `<path d="M${nx.toFixed(1)},${base - 1} l-5,-9 h10 z" fill="#1a7f37"/>`,
+        `<text x="${nx + 7}" y="${base - 4}" fill="#1a7f37" font-size="11" font-weight="600">${escape(note.label)}</text>`,
+      )
+    }
+    // The ideal share: one over the backends in DNS.
+    const ideal = input.ideal
+      .map((step, i) => {
+        const end = input.ideal[i + 1]?.t ?? input.duration
+        const level = y(1 / step.backends)
+        return `M${x(step.t).toFixed(1)},${level.toFixed(1)} H${x(end).toFixed(1)}`
+      })
+      .join(' ')
+    out.push(`<path d="${ideal}" fill="none" stroke="#111" stroke-width="1.5" stroke-dasharray="2 3" opacity="0.7"/>`)
+    // One line per backend.
+    input.backends.forEach((backend, b) => {
+      const values = panel.series.shares[backend] ?? []
+      let d = ''
+      let pen = false
+      values.forEach((share, i) => {
+        if (share === null) {
+          pen = false
+          return
+        }
+        d += `${pen ? 'L' : 'M'}${x(panel.series.t[i]!).toFixed(1)},${y(share).toFixed(1)} `
+        pen = true
+      })
+      out.push(`<path d="${d.trim()}" fill="none" stroke="${COLOURS[b % COLOURS.length]}" stroke-width="2" stroke-linejoin="round" opacity="0.9"/>`)
+    })
+  })
+
+  // Legend.
+  const legendTop = top0 + 4
+  out.push(`<text x="${legendX}" y="${legendTop}" font-weight="600" fill="#111">backend</text>`)
+  input.backends.forEach((backend, b) => {
+    const ly = legendTop + 20 + b * 20
+    out.push(
+      `<line x1="${legendX}" x2="${legendX + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${COLOURS[b % COLOURS.length]}" stroke-width="3"/>`,
+      `<text x="${legendX + 30}" y="${ly}" fill="#222">${escape(backend)}</text>`,
+    )
+  })
+  const idealY = legendTop + 20 + input.backends.length * 20 + 6
+  out.push(
+    `<line x1="${legendX}" x2="${legendX + 22}" y1="${idealY - 4}" y2="${idealY - 4}" stroke="#111" stroke-width="1.5" stroke-dasharray="2 3"/>`,
+    `<text x="${legendX + 30}" y="${idealY}" fill="#222">even share</text>`,
+    `<text x="${legendX + 30}" y="${idealY + 14}" fill="#666" font-size="11">(1 / backends in DNS)</text>`,
+  )
+
+  // Footer.
+  const footerTop = top0 + input.panels.length * (PANEL_HEIGHT + PANEL_GAP) - 34
+  footer.forEach((line, i) => {
+    out.push(`<text x="${LEFT}" y="${footerTop + i * 18}" fill="#333" font-size="13">${escape(line)}</text>`)
+  })
+  out.push('</svg>')
+  return `${out.join('\n')}\n`
+}
+
+/** Splits running text into lines of at most `width` characters, at spaces. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = []
+  let line = ''
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line)
+      line = word
+    } else {
+      line = line === '' ? word : `${line} ${word}`
+    }
+  }
+  if (line !== '') lines.push(line)
+  return lines
+}
+
+function escape(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
+}

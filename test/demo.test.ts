@@ -1,0 +1,58 @@
+/**
+ * `npm run demo -- --quick`, end to end, as a reader would run it: a child
+ * process with tsx, nothing but loopback. Checks the summary it writes: no
+ * failed request through drainpipe, and drainpipe balanced (max/min share
+ * ≤ 1.2) within 1.5 connection ages of each change, plus the 1 s window the
+ * balance is measured on.
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, describe, expect, it } from 'vitest'
+import type { DemoSummary } from '../examples/demo/run.js'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+let dir: string | undefined
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true })
+})
+
+describe('npm run demo -- --quick', () => {
+  it('runs end to end: 0 failed through drainpipe, balanced within 1.5 × age after the scale-out and after the return', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'drainpipe-demo-'))
+    const chart = join(dir, 'chart.svg')
+    const json = join(dir, 'summary.json')
+    const child = spawn(process.execPath, [join(root, 'node_modules/tsx/dist/cli.mjs'), 'examples/demo.ts', '--quick', '--no-live', '--out', chart, '--json', json], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
+    const killer = setTimeout(() => child.kill('SIGKILL'), 55_000)
+    const [code] = (await once(child, 'exit')) as [number | null]
+    clearTimeout(killer)
+
+    const summary = JSON.parse(await readFile(json, 'utf8')) as DemoSummary
+    const context = `demo output:\n${output}`
+    const drainpipe = summary.clients.drainpipe
+    expect(drainpipe.failures, context).toEqual([])
+    expect(drainpipe.failed, context).toBe(0)
+    expect(drainpipe.requests, context).toBeGreaterThan(1000)
+    const limit = (1.5 * summary.age + summary.window) / 1000
+    expect(drainpipe.balancedAfter.scaleOut, context).not.toBeNull()
+    expect(drainpipe.balancedAfter.scaleOut!, context).toBeLessThanOrEqual(limit)
+    expect(drainpipe.balancedAfter.return, context).not.toBeNull()
+    expect(drainpipe.balancedAfter.return!, context).toBeLessThanOrEqual(limit)
+    // Every backend took part, through drainpipe.
+    for (const [backend, requests] of Object.entries(drainpipe.perBackend)) expect(requests, `${backend}\n${context}`).toBeGreaterThan(0)
+    // The comparison ran too (its result is what it is: undici keeps its one connection).
+    expect(summary.clients.undici.requests, context).toBeGreaterThan(1000)
+    expect(await readFile(chart, 'utf8'), context).toMatch(/^<svg [^>]*>[\s\S]*<\/svg>\n$/)
+    expect(code, context).toBe(0)
+  }, 60_000)
+})
