@@ -431,8 +431,8 @@ export class Client extends Dispatcher {
     }
   }
 
-  #startPool(state: OriginState, shard: Shard, asSuccessor: boolean): void {
-    const pool = new Pool(state, shard.index, this.#hooks)
+  #startPool(state: OriginState, shard: Shard, asSuccessor: boolean, replaces?: Pool): void {
+    const pool = new Pool(state, shard.index, this.#hooks, replaces)
     state.pools.add(pool)
     if (asSuccessor) shard.successor = pool
     else shard.pool = pool
@@ -453,13 +453,12 @@ export class Client extends Dispatcher {
     if (isIP(host)) return host
     const addresses = await lookupAll(state.options.lookup, host)
     this.#evictRemoved(state, addresses)
-    const shard = state.shards[pool.shard]!
-    const predecessor = shard.successor === pool ? shard.pool : undefined
     const counts = new Map(addresses.map((address) => [address, 0]))
     for (const other of state.pools) {
-      if (other === pool || other === predecessor || other.address === undefined) continue
+      if (other === pool || other.address === undefined) continue
+      // Pools being replaced are leaving: their successors are what the spread is made of.
       const name = other.state.name
-      if (name === 'draining' || name === 'closed') continue
+      if (name === 'recycling' || name === 'draining' || name === 'closed') continue
       const count = counts.get(other.address)
       if (count !== undefined) counts.set(other.address, count + 1)
     }
@@ -496,7 +495,7 @@ export class Client extends Dispatcher {
       return
     }
     pool.transition({ type: 'recycle-started' })
-    this.#startPool(state, shard, true)
+    this.#startPool(state, shard, true, pool)
   }
 
   #goaway(pool: Pool, errorCode: number, debug: string): void {
@@ -524,7 +523,7 @@ export class Client extends Dispatcher {
           // A server GOAWAY is replaced at once; idle closes wait for the next request.
           if (event.type === 'goaway-received') {
             this.#forgiveIfLongLived(shard, pool)
-            if (shard.successor === undefined && !this.#closing) this.#startPool(state, shard, false)
+            if (shard.successor === undefined && !this.#closing) this.#startPool(state, shard, false, pool)
           }
         }
         return

@@ -25,11 +25,17 @@ const settings: http2.Settings = { enablePush: false }
  * and are verified against the IP. Verification is on unless the caller set
  * `rejectUnauthorized: false`.
  */
-export function dial(target: DialTarget, signal: AbortSignal): Promise<ClientHttp2Session> {
+/** A live session and the socket under it (node:http2 hides the socket behind a guard). */
+export interface Dialed {
+  session: ClientHttp2Session
+  socket: net.Socket
+}
+
+export function dial(target: DialTarget, signal: AbortSignal): Promise<Dialed> {
   const { url, address } = target
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
   const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80)
-  return new Promise<ClientHttp2Session>((resolve, reject) => {
+  return new Promise<Dialed>((resolve, reject) => {
     let socket: net.Socket
     let session: ClientHttp2Session | undefined
     const fail = (error: Error) => {
@@ -55,7 +61,7 @@ export function dial(target: DialTarget, signal: AbortSignal): Promise<ClientHtt
         signal.removeEventListener('abort', onAbort)
         created.off('error', onEarlyError)
         created.off('close', onEarlyClose)
-        resolve(created)
+        resolve({ session: created, socket })
       })
     }
 

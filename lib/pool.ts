@@ -1,4 +1,5 @@
 import type { ClientHttp2Session } from 'node:http2'
+import type { Socket } from 'node:net'
 import type { Clock, TimerHandle } from './clock.js'
 import { publish } from './channels.js'
 import { dial } from './dial.js'
@@ -101,13 +102,20 @@ export class Pool implements ExchangeHost {
   #lostError: Error | undefined
   #goawayLastStreamId: number | undefined
   #requestLimitReported = false
+  readonly #replaces: number | undefined
+  #socket: Socket | undefined
   address: string | undefined
   connectedAt: number | undefined
   readonly startedAt: number
   served = 0
 
-  constructor(context: OriginContext, shard: number, hooks: PoolHooks) {
+  /**
+   * @param replaces the pool this one takes over from (a recycle or a
+   * GOAWAY replacement), reported in `drainpipe:pool:connect`.
+   */
+  constructor(context: OriginContext, shard: number, hooks: PoolHooks, replaces?: Pool) {
     this.#context = context
+    this.#replaces = replaces?.id
     this.#hooks = hooks
     this.shard = shard
     this.clock = context.clock
@@ -203,7 +211,13 @@ export class Pool implements ExchangeHost {
    * streams still on the wire towards them.
    */
   #closeWhenDrained(session: ClientHttp2Session): void {
-    if (this.#exchanges.size === 0 && !session.closed) session.close()
+    if (this.#exchanges.size > 0 || session.closed) return
+    // node:http2 ends its half of the socket, then waits for the server's FIN,
+    // which a server that sent GOAWAY may never send: once our GOAWAY and FIN
+    // are out, the connection is done.
+    const socket = this.#socket
+    socket?.once('finish', () => socket.destroy())
+    session.close()
   }
 
   /** The one path by which the pool changes state. */
@@ -362,7 +376,7 @@ export class Pool implements ExchangeHost {
     publish('drainpipe:pool:connect', () => ({
       ...this.info(),
       connectDuration: this.connectedAt! - this.startedAt,
-      successorOf: undefined,
+      successorOf: this.#replaces,
     }))
   }
 
@@ -406,7 +420,7 @@ export class Pool implements ExchangeHost {
     try {
       const address = await abortable(this.#hooks.resolve(this), signal)
       this.address = address
-      const session = await dial(
+      const { session, socket } = await dial(
         {
           origin: this.#context.origin,
           url: this.#context.url,
@@ -415,6 +429,7 @@ export class Pool implements ExchangeHost {
         },
         signal,
       )
+      this.#socket = socket
       this.transition({ type: 'connected', session })
     } catch (error) {
       publish('drainpipe:pool:connect-failed', () => ({ ...this.info(), error: error as Error }))
