@@ -1,0 +1,89 @@
+/**
+ * Chaos against a real server: haproxy terminating TLS + HTTP/2, reloaded
+ * with `-sf` every few hundred requests while load runs. Each reload makes
+ * the old process send GOAWAY and finish its streams: drainpipe must move
+ * to the new process without failing a request, and every POST reaches the
+ * upstream exactly once.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { Client } from '../../lib/index.js'
+import { record } from '../helpers/channels.js'
+import { tableLookup } from '../helpers/h2-server.js'
+import { pki } from '../helpers/pki.js'
+import { drive, summary } from './helpers/drive.js'
+import { HAPROXY_BINARY, startReloadableHaproxy } from './helpers/haproxy-reload.js'
+import { requires } from './helpers/processes.js'
+import { exactlyOnce, startRecorder } from './helpers/recorder.js'
+
+const haproxy = requires(HAPROXY_BINARY, 'haproxy')
+
+const cleanup: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step()
+})
+
+describe.skipIf(haproxy.skip)(`haproxy reloaded with -sf under load${haproxy.note}`, () => {
+  it('3,000 mixed requests, a reload every 300: 0 failed, every POST processed exactly once', async () => {
+    haproxy.check()
+    const upstream = await startRecorder('127.0.0.43')
+    cleanup.push(() => upstream.close())
+    const proxy = await startReloadableHaproxy({ host: '127.0.0.44', upstream })
+    cleanup.push(() => proxy.close())
+    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [proxy.host] }).lookup })
+    cleanup.push(() => client.destroy())
+    const base = `https://api.test:${proxy.port}`
+    const events = record('drainpipe:pool:goaway')
+    cleanup.push(async () => events.stop())
+
+    const succeeded = new Set<string>()
+    let reloading: Promise<void> = Promise.resolve()
+    const reloadErrors: unknown[] = []
+    const report = await drive({
+      total: 3000,
+      concurrency: 20,
+      maxDuration: 40_000,
+      onSettled: (settled) => {
+        // A reload every 300 requests, one at a time, while the load keeps going.
+        if (settled % 300 === 0 && settled < 3000) {
+          reloading = reloading.then(() => proxy.reload()).catch((error: unknown) => void reloadErrors.push(error))
+        }
+      },
+      send: async (index) => {
+        if (index % 2 === 0) {
+          const res = await client.request(`${base}/hello`)
+          const body = await res.body.text()
+          if (res.statusCode !== 200 || body !== 'hello') throw new Error(`GET: ${res.statusCode} ${body}`)
+        } else {
+          const id = `p${index}`
+          const res = await client.request(`${base}/record?id=${id}`, { method: 'POST', body: id })
+          const body = await res.body.text()
+          if (res.statusCode !== 200 || body !== id) throw new Error(`POST: ${res.statusCode} ${body}`)
+          succeeded.add(id)
+        }
+      },
+    })
+    await reloading
+    await proxy.drained()
+    const stats = client.stats()
+    const { lost, duplicated } = exactlyOnce(succeeded, upstream.processed)
+    console.log(
+      summary('haproxy -sf reloads', report, {
+        reloads: proxy.reloads,
+        goaways: stats.goaways,
+        retries: stats.retries,
+        'POSTs lost': lost.length,
+        'POSTs duplicated': duplicated.length,
+      }),
+    )
+    if (report.failed > 0) console.log(report.failures.slice(0, 3))
+    expect(reloadErrors).toEqual([])
+    expect(proxy.reloads).toBeGreaterThanOrEqual(8)
+    expect(report.failed).toBe(0)
+    expect(report.hung).toBe(0)
+    expect(lost).toEqual([])
+    expect(duplicated).toEqual([])
+    // Each reload reached the client as a GOAWAY from the old process.
+    expect(stats.goaways).toBeGreaterThanOrEqual(proxy.reloads - 1)
+    await client.close()
+  })
+})

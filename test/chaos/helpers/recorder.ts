@@ -1,0 +1,61 @@
+/**
+ * A plain HTTP/1.1 upstream for proxies under test (nginx, haproxy): it
+ * records every POST id it processes, so a test can prove that no POST was
+ * lost or processed twice behind the proxy.
+ *
+ * Routes: GET /hello → "hello"; POST /record?id=ID → records ID, answers ID;
+ * anything else → 404.
+ */
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export interface Recorder {
+  readonly host: string
+  readonly port: number
+  /** POST ids and how often each was processed. */
+  readonly processed: Map<string, number>
+  requests: number
+  close(): Promise<void>
+}
+
+export async function startRecorder(host = '127.0.0.1'): Promise<Recorder> {
+  const processed = new Map<string, number>()
+  const recorder = { host, port: 0, processed, requests: 0 } as Recorder & { port: number }
+  const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    recorder.requests++
+    const url = new URL(req.url ?? '/', 'http://x')
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.on('end', () => {
+      if (url.pathname === '/hello') {
+        res.end('hello')
+      } else if (url.pathname === '/record' && req.method === 'POST') {
+        const id = url.searchParams.get('id') ?? Buffer.concat(chunks).toString()
+        processed.set(id, (processed.get(id) ?? 0) + 1)
+        res.end(id)
+      } else {
+        res.statusCode = 404
+        res.end('not found')
+      }
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, host, () => resolve())
+  })
+  recorder.port = (server.address() as AddressInfo).port
+  recorder.close = async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+  return recorder
+}
+
+/** Lost and duplicated POSTs: ids the client saw succeed but the upstream never processed, and ids processed more than once. */
+export function exactlyOnce(succeeded: Iterable<string>, ...processedMaps: Map<string, number>[]): { lost: string[]; duplicated: string[] } {
+  const total = new Map<string, number>()
+  for (const map of processedMaps) for (const [id, count] of map) total.set(id, (total.get(id) ?? 0) + count)
+  const lost = [...succeeded].filter((id) => !total.has(id))
+  const duplicated = [...total].filter(([, count]) => count > 1).map(([id]) => id)
+  return { lost, duplicated }
+}
