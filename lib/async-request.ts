@@ -3,10 +3,23 @@ import type { Dispatcher } from 'undici'
 import { RequestAbortedError } from './errors.js'
 import type { Controller, ResponseHeaders } from './handler.js'
 
+/** Status and headers of an {@link AsyncRequest}'s response. */
+export interface AsyncResponse {
+  /** The HTTP status code. */
+  statusCode: number
+  /** Response headers, names lowercased. */
+  headers: ResponseHeaders
+}
+
+/** The events of an {@link AsyncRequest}, in the order they arrive. */
 export interface AsyncRequestEvents {
-  response: [response: { statusCode: number; headers: ResponseHeaders }]
+  /** Status and headers. */
+  response: [response: AsyncResponse]
+  /** A piece of the body. */
   data: [chunk: Buffer]
+  /** The response ended; its trailers (empty when none). */
   end: [trailers: ResponseHeaders]
+  /** The request failed (never after `end`). */
   error: [error: Error]
 }
 
@@ -46,6 +59,7 @@ export class AsyncRequest extends EventEmitter<AsyncRequestEvents> {
     this.#controller?.pause()
   }
 
+  /** Reads the body again after `pause()`. */
   resume(): void {
     this.#controller?.resume()
   }

@@ -1,11 +1,8 @@
 import diagnostics from 'node:diagnostics_channel'
 
-/**
- * `node:diagnostics_channel` channels, so metrics and tracing (Prometheus,
- * OpenTelemetry) can observe the lifecycle without drainpipe depending on
- * either. Payloads are plain objects; see the README for their fields.
- */
+/** Which pool a message is about; every pool message carries these. */
 export interface PoolInfo {
+  /** The origin, `https://host:port`. */
   origin: string
   /** Stable id of the pool within this process. */
   id: number
@@ -13,27 +10,119 @@ export interface PoolInfo {
   address: string | undefined
 }
 
-export interface ChannelMessages {
-  /** A pool's HTTP/2 session is up (after the server's SETTINGS). */
-  'drainpipe:pool:connect': PoolInfo & { connectDuration: number; successorOf: number | undefined }
-  /** A connect attempt failed. */
-  'drainpipe:pool:connect-failed': PoolInfo & { error: Error }
-  /** A planned recycle finished: `ok` when the successor took over, `failed` when the old pool keeps serving. */
-  'drainpipe:pool:recycle': PoolInfo & { result: 'ok' | 'failed'; reason: string; error?: Error; successor?: number }
-  /** A pool became read-only and drains its in-flight streams. */
-  'drainpipe:pool:drain': PoolInfo & { reason: string; inFlight: number }
-  /** A pool closed. */
-  'drainpipe:pool:close': PoolInfo & { reason: string; age: number; served: number; error?: Error }
-  /** The server sent GOAWAY. */
-  'drainpipe:pool:goaway': PoolInfo & { errorCode: number; lastStreamId: number; debug: string }
-  /** No PING ACK within `keepAlive.timeout`: the connection is considered dead. */
-  'drainpipe:pool:ping-timeout': PoolInfo & { interval: number; timeout: number }
-  /** The server asked for fewer PINGs (ENHANCE_YOUR_CALM, too_many_pings); the interval doubled. */
-  'drainpipe:pool:ping-backoff': PoolInfo & { interval: number }
-  /** A request that was provably not processed is sent again. */
-  'drainpipe:request:retry': { origin: string; method: string; path: string; attempt: number; reason: string; error: Error }
+/** `drainpipe:pool:connect`: a pool's HTTP/2 session is up (after the server's SETTINGS). */
+export interface ConnectMessage extends PoolInfo {
+  /** Lookup + TCP + TLS + SETTINGS, in ms. */
+  connectDuration: number
+  /** The pool this one replaces (a recycle or a GOAWAY replacement). */
+  successorOf: number | undefined
 }
 
+/** `drainpipe:pool:connect-failed`: a connect attempt failed. */
+export interface ConnectFailedMessage extends PoolInfo {
+  /** Why (a typed `ConnectError`, `ConnectTimeoutError`, …). */
+  error: Error
+}
+
+/** `drainpipe:pool:recycle`: a planned recycle finished. */
+export interface RecycleMessage extends PoolInfo {
+  /** `ok` when the successor took over, `failed` when the old pool keeps serving. */
+  result: 'ok' | 'failed'
+  /** What started it (`age`), or why the successor failed. */
+  reason: string
+  /** The successor's failure, when `failed`. */
+  error?: Error
+  /** The successor's pool id, when `ok`. */
+  successor?: number
+}
+
+/** `drainpipe:pool:drain`: a pool became read-only and finishes its in-flight streams. */
+export interface DrainMessage extends PoolInfo {
+  /** `successor-ready`, `goaway`, `origin-idle`, `idle-timeout` or `close-requested`. */
+  reason: string
+  /** Streams still open when the drain began. */
+  inFlight: number
+}
+
+/** `drainpipe:pool:close`: a pool closed. */
+export interface CloseMessage extends PoolInfo {
+  /** Why: the drain reason, `drain-deadline`, `connection-lost`, `ping-timeout`, `connect-failed`, `destroyed`, … */
+  reason: string
+  /** Milliseconds since the connection was established. */
+  age: number
+  /** Streams opened on the connection. */
+  served: number
+  /** The failure, when it closed on one. */
+  error?: Error
+}
+
+/** `drainpipe:pool:goaway`: the server sent GOAWAY. */
+export interface GoawayMessage extends PoolInfo {
+  /** The HTTP/2 error code (0 is a graceful shutdown). */
+  errorCode: number
+  /** Streams above it were not processed and are retried. */
+  lastStreamId: number
+  /** The debug data, as text (`too_many_pings`, …). */
+  debug: string
+}
+
+/** `drainpipe:pool:ping-timeout`: no PING ACK within `keepAlive.timeout`; the connection is dead. */
+export interface PingTimeoutMessage extends PoolInfo {
+  /** The PING interval in force, in ms. */
+  interval: number
+  /** The ACK deadline that passed, in ms. */
+  timeout: number
+}
+
+/** `drainpipe:pool:ping-backoff`: the server asked for fewer PINGs; the origin's interval doubled. */
+export interface PingBackoffMessage extends PoolInfo {
+  /** The new interval, in ms. */
+  interval: number
+}
+
+/** `drainpipe:request:retry`: a request the server provably did not process is sent again. */
+export interface RetryMessage {
+  /** The request's origin. */
+  origin: string
+  /** The request's method. */
+  method: string
+  /** The request's path and query. */
+  path: string
+  /** The attempt about to be made: 2 for the first retry. */
+  attempt: number
+  /** The failure's code (`DRAINPIPE_REFUSED_STREAM`, `DRAINPIPE_READ_ONLY`). */
+  reason: string
+  /** The failure of the previous attempt. */
+  error: Error
+}
+
+/**
+ * The `node:diagnostics_channel` channels drainpipe publishes on, and their
+ * payloads, so metrics and tracing (Prometheus, OpenTelemetry) can observe
+ * the lifecycle without drainpipe depending on either.
+ */
+export interface ChannelMessages {
+  /** A pool is up. */
+  'drainpipe:pool:connect': ConnectMessage
+  /** A connect attempt failed. */
+  'drainpipe:pool:connect-failed': ConnectFailedMessage
+  /** A planned recycle finished. */
+  'drainpipe:pool:recycle': RecycleMessage
+  /** A pool turned read-only. */
+  'drainpipe:pool:drain': DrainMessage
+  /** A pool closed. */
+  'drainpipe:pool:close': CloseMessage
+  /** The server sent GOAWAY. */
+  'drainpipe:pool:goaway': GoawayMessage
+  /** A connection was declared dead. */
+  'drainpipe:pool:ping-timeout': PingTimeoutMessage
+  /** The PING interval doubled. */
+  'drainpipe:pool:ping-backoff': PingBackoffMessage
+  /** An unprocessed request is sent again. */
+  'drainpipe:request:retry': RetryMessage
+}
+
+/** The name of a drainpipe diagnostics channel. */
 export type ChannelName = keyof ChannelMessages
 
 const names: ChannelName[] = [

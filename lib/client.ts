@@ -54,8 +54,15 @@ interface OriginState extends OriginContext {
   tieBreak: number
 }
 
-type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & { method?: string; path?: string }
-type ResponseData = Dispatcher.ResponseData
+/** Options of `request()`, `stream()` and `asyncRequest()`: undici's request options; the URL gives origin and path. */
+export type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & {
+  /** The HTTP method. Default `GET`. */
+  method?: string
+  /** Overrides the URL's path and query. */
+  path?: string
+}
+/** What `request()` resolves with: `{ statusCode, headers, trailers, body }`, undici's shape. */
+export type ResponseData = Dispatcher.ResponseData
 
 const ENHANCE_YOUR_CALM = http2Constants.NGHTTP2_ENHANCE_YOUR_CALM
 
@@ -241,6 +248,7 @@ export class Client extends Dispatcher {
     else return all
   }
 
+  /** `await using client = new Client()`: closes gracefully at the end of the scope. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
   }

@@ -7,8 +7,11 @@ export type TimerHandle = unknown
  * milliseconds and deterministically while sockets keep real time.
  */
 export interface Clock {
+  /** Milliseconds on a monotonic scale. */
   now(): number
+  /** Calls `callback` once, `ms` from now; must not keep the process alive on its own. */
   setTimeout(callback: () => void, ms: number): TimerHandle
+  /** Cancels a timer that has not fired. */
   clearTimeout(handle: TimerHandle): void
 }
 

@@ -7,8 +7,11 @@
  * whatever the method. Everything else has an unknown or failed outcome.
  */
 export class DrainpipeError extends Error {
+  /** The class name, for logs. */
   override name = 'DrainpipeError'
+  /** Stable identifier (`DRAINPIPE_*`); match on this rather than on the message. */
   readonly code: string
+  /** The server provably never processed the request: safe to send again, whatever the method. */
   readonly unprocessed: boolean
 
   constructor(message: string, code: string, options: { cause?: unknown; unprocessed?: boolean } = {}) {
@@ -37,6 +40,7 @@ export class InvalidArgumentError extends DrainpipeError {
 /** A request header that cannot be sent: bad name or value, pseudo-header, conflicting duplicates. */
 export class InvalidHeaderError extends DrainpipeError {
   override name = 'InvalidHeaderError'
+  /** The offending header name, as given. */
   readonly header: string
   constructor(header: string, reason: string) {
     super(`Invalid header '${header}': ${reason}`, 'DRAINPIPE_INVALID_HEADER')
@@ -65,6 +69,7 @@ export class ConnectTimeoutError extends DrainpipeError {
 /** The server negotiated a protocol drainpipe cannot speak on this origin. */
 export class ProtocolNegotiationError extends DrainpipeError {
   override name = 'ProtocolNegotiationError'
+  /** What the server negotiated through ALPN. */
   readonly protocol: string
   constructor(origin: string, protocol: string) {
     super(
@@ -79,6 +84,7 @@ export class ProtocolNegotiationError extends DrainpipeError {
 /** An HTTP/2 protocol or stream error reported by the peer or by node:http2. */
 export class ProtocolError extends DrainpipeError {
   override name = 'ProtocolError'
+  /** The HTTP/2 error code of the reset (`http2.constants.NGHTTP2_*`), when there was one. */
   readonly http2Code: number | undefined
   constructor(message: string, options: { cause?: unknown; http2Code?: number; unprocessed?: boolean } = {}) {
     super(message, 'DRAINPIPE_PROTOCOL', options)

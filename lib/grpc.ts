@@ -85,6 +85,7 @@ export interface GrpcTransport extends Transport {
   readonly client: Client
   /** Closes the client gracefully if the transport created it; does nothing to a client that was passed in. */
   close(): Promise<void>
+  /** `await using transport = createGrpcTransport(…)`: same as `close()`. */
   [Symbol.asyncDispose](): Promise<void>
 }
 

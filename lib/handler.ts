@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici'
 import { rawHeaders } from './headers.js'
 
+/** Response headers or trailers: names lowercased, repeated fields as arrays (`set-cookie`). */
 export type ResponseHeaders = Record<string, string | string[]>
 
 /**

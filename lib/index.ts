@@ -1,15 +1,29 @@
-export { Client, type FetchInput } from './client.js'
+export { Client, type FetchInput, type RequestOptions, type ResponseData } from './client.js'
 export { fetch } from './fetch.js'
 export type { ClientOptions, PoolOptions, KeepAliveOptions, BackoffOptions, ConnectOptions, LookupFunction } from './options.js'
 export type { Clock, TimerHandle } from './clock.js'
-export { AsyncRequest, type AsyncRequestEvents } from './async-request.js'
+export { AsyncRequest, type AsyncRequestEvents, type AsyncResponse } from './async-request.js'
 export type { StreamResponse } from './stream-response.js'
 export type { ClientStats, OriginStats, PoolStats } from './stats.js'
-export type { ChannelMessages, ChannelName, PoolInfo } from './channels.js'
+export type {
+  ChannelMessages,
+  ChannelName,
+  PoolInfo,
+  ConnectMessage,
+  ConnectFailedMessage,
+  RecycleMessage,
+  DrainMessage,
+  CloseMessage,
+  GoawayMessage,
+  PingTimeoutMessage,
+  PingBackoffMessage,
+  RetryMessage,
+} from './channels.js'
 export type { PoolStateName } from './pool.js'
 export type { BodyInput } from './body.js'
 export type { HeadersInput } from './headers.js'
-export { resolverLookup } from './resolver.js'
+export { resolverLookup, type ResolverLookupOptions, type Lookup, type LookupCallback } from './resolver.js'
+export type { ResponseHeaders } from './handler.js'
 export {
   DrainpipeError,
   InvalidOptionError,

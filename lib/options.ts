@@ -10,6 +10,7 @@ export type LookupFunction = (
   callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
 ) => void
 
+/** PING liveness settings (`keepAlive`). */
 export interface KeepAliveOptions {
   /** Send a PING when nothing was received for this long (ms). */
   interval?: number
@@ -19,6 +20,7 @@ export interface KeepAliveOptions {
   whenIdle?: boolean
 }
 
+/** Reconnect backoff settings (`reconnectBackoff`). */
 export interface BackoffOptions {
   /** First reconnect delay ceiling (ms); delays are drawn uniformly from [0, ceiling]. */
   base?: number

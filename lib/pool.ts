@@ -26,6 +26,7 @@ import type { Call } from './request.js'
  * limits are reported to the supervisor (`Client`), which starts a successor
  * and tells the pool what happened.
  */
+/** A pool's state, with what each state holds (its session, timers). */
 export type PoolState =
   | { readonly name: 'connecting'; readonly abort: AbortController; readonly deadline: TimerHandle | undefined }
   | { readonly name: 'open'; readonly session: ClientHttp2Session; timer: TimerHandle | undefined }
@@ -38,7 +39,8 @@ export type PoolState =
     }
   | { readonly name: 'closed'; readonly reason: string; readonly error: Error | undefined }
 
-export type PoolStateName = PoolState['name']
+/** Where a pool is in its lifecycle: `connecting`, `open`, `recycling` (its successor is connecting), `draining` (read-only) or `closed`. */
+export type PoolStateName = 'connecting' | 'open' | 'recycling' | 'draining' | 'closed'
 
 export type PoolEvent =
   | { readonly type: 'connected'; readonly session: ClientHttp2Session }
@@ -475,3 +477,8 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
     )
   })
 }
+
+// Every state's name is a PoolStateName, and every PoolStateName is a state.
+type Exact<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never
+const namesMatch: Exact<PoolState['name'], PoolStateName> = true
+void namesMatch

@@ -1,7 +1,9 @@
 import type { LookupAddress, LookupOptions } from 'node:dns'
 import { Resolver } from 'node:dns/promises'
 import { isIP } from 'node:net'
+import { InvalidOptionError } from './errors.js'
 
+/** Options of {@link resolverLookup}. */
 export interface ResolverLookupOptions {
   /** DNS servers as `Resolver#setServers()` takes them: `'127.0.0.1'`, `'127.0.0.1:5353'`, `'[::1]:5353'`. */
   servers: string[]
@@ -13,7 +15,9 @@ export interface ResolverLookupOptions {
   tries?: number
 }
 
+/** The callback of a `dns.lookup`-shaped function: one address, or all of them with `{ all: true }`. */
 export type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void
+/** A function with `dns.lookup`'s signature, usable as drainpipe's `lookup` and as `net.connect`'s. */
 export type Lookup = (hostname: string, options: LookupOptions | number | LookupCallback, callback?: LookupCallback) => void
 
 const NOT_FOUND = new Set(['ENOTFOUND', 'ENODATA'])
@@ -24,29 +28,29 @@ const NOT_FOUND = new Set(['ENOTFOUND', 'ENODATA'])
  * Errors carry `code` (`ENOTFOUND` for an unknown name or an empty answer, `ESERVFAIL`,
  * `ETIMEOUT`, …) and `hostname`, as `dns.lookup`'s do.
  *
- * @throws TypeError naming the option when `options` are invalid.
+ * @throws InvalidOptionError naming the option when `options` are invalid.
  */
 export function resolverLookup(options: ResolverLookupOptions): Lookup {
-  if (typeof options !== 'object' || options === null) throw new TypeError('resolverLookup: options must be an object')
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('resolverLookup: options must be an object')
   const { servers, family = 0, timeout = 2000, tries = 2 } = options
   const positiveInt = (name: string, value: unknown) => {
     if (!Number.isSafeInteger(value) || (value as number) < 1) {
-      throw new TypeError(`resolverLookup: options.${name} must be a positive integer, got ${String(value)}`)
+      throw new InvalidOptionError(`resolverLookup: options.${name} must be a positive integer, got ${String(value)}`)
     }
   }
   positiveInt('timeout', timeout)
   positiveInt('tries', tries)
   if (family !== 0 && family !== 4 && family !== 6) {
-    throw new TypeError(`resolverLookup: options.family must be 0, 4 or 6, got ${String(family)}`)
+    throw new InvalidOptionError(`resolverLookup: options.family must be 0, 4 or 6, got ${String(family)}`)
   }
   if (!Array.isArray(servers) || servers.length === 0 || !servers.every((s) => typeof s === 'string')) {
-    throw new TypeError('resolverLookup: options.servers must be a non-empty array of strings')
+    throw new InvalidOptionError('resolverLookup: options.servers must be a non-empty array of strings')
   }
   const resolver = new Resolver({ timeout, tries })
   try {
     resolver.setServers(servers)
   } catch (err) {
-    throw new TypeError(`resolverLookup: options.servers: ${(err as Error).message}`, { cause: err })
+    throw new InvalidOptionError(`resolverLookup: options.servers: ${(err as Error).message}`)
   }
 
   const query = async (hostname: string, fam: 4 | 6): Promise<LookupAddress[]> => {

@@ -1,13 +1,18 @@
 import type { PoolStateName } from './pool.js'
 
+/** One pool (connection) in `client.stats()`. */
 export interface PoolStats {
+  /** Stable id of the pool within this process (also in every channel message). */
   id: number
   /** Which of the origin's `count` shards this pool serves. */
   shard: number
+  /** The resolved address the pool connected to (undefined until resolved). */
   address: string | undefined
+  /** Where the pool is in its lifecycle. */
   state: PoolStateName
   /** Milliseconds since the connection was established. */
   age: number
+  /** Streams open now. */
   inFlight: number
   /** Streams opened on this connection. */
   served: number
@@ -15,9 +20,11 @@ export interface PoolStats {
   maxConcurrentStreams: number | undefined
 }
 
+/** One origin in `client.stats()`. */
 export interface OriginStats {
   /** `http/1.1` once the origin turned out not to speak HTTP/2 (served by undici's Pool). */
   protocol: 'h2' | 'http/1.1'
+  /** Every pool not yet closed, draining ones included. */
   pools: PoolStats[]
   /** Requests waiting for a stream slot or a connection. */
   queued: number
@@ -27,10 +34,21 @@ export interface OriginStats {
   pingInterval: number
 }
 
+/** What `client.stats()` returns: per origin and pool, and totals since the client started. */
 export interface ClientStats {
+  /** Keyed by origin (`https://host:port`). */
   origins: Record<string, OriginStats>
-  recycles: { ok: number; failed: number }
+  /** Planned recycles: `ok` when the successor took over, `failed` when the old pool kept serving. */
+  recycles: {
+    /** The successor took over. */
+    ok: number
+    /** The successor could not be made; the old pool kept serving. */
+    failed: number
+  }
+  /** GOAWAY frames received from servers. */
   goaways: number
+  /** Connections declared dead for want of a PING acknowledgement. */
   pingTimeouts: number
+  /** Transparent retries of requests the server provably did not process. */
   retries: number
 }

@@ -1,8 +1,11 @@
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 
+/** What `client.stream(url, opts)` resolves with, as soon as the response headers arrive. */
 export interface StreamResponse {
+  /** The HTTP status code. */
   statusCode: number
+  /** Response headers, names lowercased. */
   headers: Record<string, string | string[] | undefined>
   /** The body as it arrives; async iterable. */
   body: Readable & AsyncIterable<Buffer>

@@ -24,13 +24,20 @@ import type { ClientOptions } from './options.js'
 /** What to do with a request no msw handler answers. `'warn'` bypasses with a console warning, as msw's default does. */
 export type UnhandledRequestStrategy = 'bypass' | 'warn' | 'error'
 
+/** Anything that lists msw handlers on demand, such as an msw `setupServer()` server. */
+export interface MswHandlerSource {
+  /** The handlers in force now (`server.use()` overrides first). */
+  listHandlers(): ReadonlyArray<object>
+}
+
+/** Options of {@link createTestClient} and {@link mswInterceptor}. */
 export interface MswOptions {
   /**
    * The msw request handlers, or anything with `listHandlers()` (an msw
    * `setupServer()` server), read on every request so `server.use()`
    * overrides and `resetHandlers()` apply.
    */
-  handlers: ReadonlyArray<RequestHandler> | { listHandlers(): ReadonlyArray<object> }
+  handlers: ReadonlyArray<RequestHandler> | MswHandlerSource
   /** Default `'error'`: the request fails with a `DrainpipeError` coded `DRAINPIPE_MSW_UNHANDLED`. */
   onUnhandledRequest?: UnhandledRequestStrategy
 }

@@ -2,6 +2,7 @@ import type { LookupAddress } from 'node:dns'
 import { once } from 'node:events'
 import { connect, createServer, type AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { InvalidOptionError } from '../lib/errors.js'
 import { resolverLookup, type Lookup, type ResolverLookupOptions } from '../lib/resolver.js'
 import { startDnsServer, type DnsServer } from './helpers/dns-server.js'
 import { dnsmasqAvailable, startDnsmasq, type Dnsmasq } from './helpers/dnsmasq.js'
@@ -128,7 +129,7 @@ describe('resolverLookup against the in-repo DNS server', () => {
     }
   })
 
-  it('rejects bad options with a TypeError naming the option', () => {
+  it('rejects bad options with an InvalidOptionError naming the option', () => {
     const bad: [unknown, RegExp][] = [
       [undefined, /options/],
       [{}, /servers/],
@@ -142,7 +143,7 @@ describe('resolverLookup against the in-repo DNS server', () => {
       [{ servers: [dns.server], tries: '2' }, /tries/],
     ]
     for (const [options, name] of bad) {
-      expect(() => resolverLookup(options as ResolverLookupOptions)).toThrow(TypeError)
+      expect(() => resolverLookup(options as ResolverLookupOptions)).toThrow(InvalidOptionError)
       expect(() => resolverLookup(options as ResolverLookupOptions)).toThrow(name)
     }
   })
