@@ -11,13 +11,20 @@ import { AsyncRequest } from './async-request.js'
 import { Backoff } from './backoff.js'
 import { publish } from './channels.js'
 import type { TimerHandle } from './clock.js'
-import { ClientClosedError, ConnectError, ProtocolNegotiationError, QueueFullError } from './errors.js'
+import {
+  ClientClosedError,
+  ConnectError,
+  InvalidArgumentError,
+  ProtocolNegotiationError,
+  QueueFullError,
+  fromUndici,
+} from './errors.js'
 import { Controller, toSink } from './handler.js'
 import { Http1Fallback } from './http1.js'
 import { Config, type ClientOptions, type ResolvedOptions } from './options.js'
 import { Pool, type ExpiryReason, type OriginContext, type PoolEvent, type PoolHooks, type PoolState } from './pool.js'
 import { Registry } from './registry.js'
-import { Call, parseOrigin, prepare } from './request.js'
+import { Call, checkMethod, parseOrigin, prepare } from './request.js'
 import { streamResponse, type StreamResponse } from './stream-response.js'
 import type { ClientStats, PoolStats } from './stats.js'
 
@@ -65,6 +72,32 @@ export type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' |
 export type ResponseData = Dispatcher.ResponseData
 
 const ENHANCE_YOUR_CALM = http2Constants.NGHTTP2_ENHANCE_YOUR_CALM
+
+/** Runs a request API: undici's own argument errors become drainpipe's, and nothing throws synchronously. */
+function typed<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return run().catch((error: unknown) => {
+      throw fromUndici(error)
+    })
+  } catch (error) {
+    return Promise.reject(fromUndici(error))
+  }
+}
+
+function resolveTarget(url: string | URL, options: RequestOptions | undefined): { target: string; requestOptions: RequestOptions } {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new InvalidArgumentError(`Request options must be an object, got ${options === null ? 'null' : typeof options}`)
+  }
+  const { origin, path } = splitUrl(url)
+  const requestOptions = options ?? {}
+  const { path: pathOption, method } = requestOptions
+  if (pathOption !== undefined && (typeof pathOption !== 'string' || !pathOption.startsWith('/'))) {
+    throw new InvalidArgumentError(`Invalid path option '${String(pathOption)}': it must start with '/'`)
+  }
+  // undici would turn an empty method into GET; a method that is not a token is a mistake to report.
+  if (method !== undefined) checkMethod(method)
+  return { target: `${origin}${pathOption ?? path}`, requestOptions }
+}
 
 function splitUrl(url: string | URL): { origin: string; path: string } {
   let parsed: URL
@@ -146,12 +179,12 @@ export class Client extends Dispatcher {
    */
   override request(url: string | URL, options?: RequestOptions): Promise<ResponseData>
   override request(options: Dispatcher.RequestOptions): Promise<ResponseData>
-  override request(url: string | URL | Dispatcher.RequestOptions, options: RequestOptions = {}): Promise<ResponseData> {
-    if (typeof url === 'string' || url instanceof URL) {
-      const { origin, path } = splitUrl(url)
-      return undiciRequest(`${origin}${options.path ?? path}`, { ...options, dispatcher: this } as never) as Promise<ResponseData>
-    }
-    return super.request(url as Dispatcher.RequestOptions) as Promise<ResponseData>
+  override request(url: string | URL | Dispatcher.RequestOptions, options?: RequestOptions): Promise<ResponseData> {
+    return typed(() => {
+      if (typeof url !== 'string' && !(url instanceof URL)) return super.request(url)
+      const { target, requestOptions } = resolveTarget(url, options)
+      return undiciRequest(target, { ...requestOptions, dispatcher: this } as never)
+    })
   }
 
   /**
@@ -168,14 +201,13 @@ export class Client extends Dispatcher {
     options?: RequestOptions | Dispatcher.StreamFactory,
     factory?: Dispatcher.StreamFactory,
   ): Promise<StreamResponse | Dispatcher.StreamData> {
-    if (typeof url !== 'string' && !(url instanceof URL)) {
-      return super.stream(url, options as Dispatcher.StreamFactory) as Promise<Dispatcher.StreamData>
-    }
-    const { origin, path } = splitUrl(url)
-    const requestOptions = (options ?? {}) as RequestOptions
-    const target = `${origin}${requestOptions.path ?? path}`
-    if (factory) return undiciStream(target, { ...requestOptions, dispatcher: this } as never, factory) as Promise<Dispatcher.StreamData>
-    return streamResponse(undiciRequest(target, { ...requestOptions, dispatcher: this } as never) as Promise<ResponseData>)
+    return typed<StreamResponse | Dispatcher.StreamData>(() => {
+      if (typeof url !== 'string' && !(url instanceof URL)) return super.stream(url, options as Dispatcher.StreamFactory)
+      const { target, requestOptions } = resolveTarget(url, options as RequestOptions | undefined)
+      const withDispatcher = { ...requestOptions, dispatcher: this } as never
+      if (factory) return undiciStream(target, withDispatcher, factory)
+      return streamResponse(undiciRequest(target, withDispatcher))
+    })
   }
 
   /** WHATWG fetch over drainpipe (undici's fetch with this client as dispatcher). */

@@ -139,17 +139,19 @@ export class QueueFullError extends DrainpipeError {
   }
 }
 
+/** No response headers within `headersTimeout`. */
 export class HeadersTimeoutError extends DrainpipeError {
   override name = 'HeadersTimeoutError'
-  constructor(timeout: number) {
-    super(`No response headers within ${timeout} ms (headersTimeout)`, 'DRAINPIPE_HEADERS_TIMEOUT')
+  constructor(timeout: number | undefined, options: { cause?: unknown } = {}) {
+    super(`No response headers within ${timeout ?? 'the'} ms (headersTimeout)`, 'DRAINPIPE_HEADERS_TIMEOUT', options)
   }
 }
 
+/** No response body data within `bodyTimeout`. */
 export class BodyTimeoutError extends DrainpipeError {
   override name = 'BodyTimeoutError'
-  constructor(timeout: number) {
-    super(`No response body data within ${timeout} ms (bodyTimeout)`, 'DRAINPIPE_BODY_TIMEOUT')
+  constructor(timeout: number | undefined, options: { cause?: unknown } = {}) {
+    super(`No response body data within ${timeout ?? 'the'} ms (bodyTimeout)`, 'DRAINPIPE_BODY_TIMEOUT', options)
   }
 }
 
@@ -174,6 +176,50 @@ export class ClientClosedError extends DrainpipeError {
   override name = 'ClientClosedError'
   constructor(message = 'The client is closed', options: { cause?: unknown; unprocessed?: boolean } = {}) {
     super(message, 'DRAINPIPE_CLIENT_CLOSED', { unprocessed: true, ...options })
+  }
+}
+
+const CONNECT_SYSCALLS = new Set(['connect', 'getaddrinfo', 'lookup', 'queryA', 'queryAaaa'])
+
+/**
+ * An error from undici (its API layer, or the HTTP/1.1 fallback's Pool) as
+ * the drainpipe error that means the same; anything else is returned as is
+ * (an abort reason, a handler's own error).
+ */
+export function fromUndici(error: unknown): unknown {
+  if (!(error instanceof Error) || error instanceof DrainpipeError) return error
+  const { code, syscall } = error as NodeJS.ErrnoException
+  const cause = { cause: error }
+  if (syscall !== undefined && CONNECT_SYSCALLS.has(syscall)) {
+    return new ConnectError(`Could not connect: ${error.message}`, cause)
+  }
+  switch (code) {
+    case 'UND_ERR_INVALID_ARG':
+    case 'UND_ERR_INVALID_RETURN_VALUE':
+    case 'UND_ERR_NOT_SUPPORTED':
+      return new InvalidArgumentError(error.message, cause)
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return new ConnectError(error.message, cause)
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return new HeadersTimeoutError(undefined, cause)
+    case 'UND_ERR_BODY_TIMEOUT':
+      return new BodyTimeoutError(undefined, cause)
+    case 'UND_ERR_ABORT':
+    case 'UND_ERR_ABORTED':
+      return new RequestAbortedError(cause)
+    case 'UND_ERR_CLOSED':
+    case 'UND_ERR_DESTROYED':
+      return new ClientClosedError(error.message, { ...cause, unprocessed: false })
+    case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
+      return new RequestBodyError(error.message, cause)
+    case 'UND_ERR_SOCKET':
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return new ConnectionLostError(`The connection was lost with the request in flight: ${error.message}`, cause)
+    default:
+      return typeof code === 'string' && (code.startsWith('UND_ERR') || code.startsWith('HPE_'))
+        ? new ProtocolError(error.message, cause)
+        : error
   }
 }
 

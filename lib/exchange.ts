@@ -201,12 +201,13 @@ export class Exchange {
     const stream = this.#stream
     const code = stream.rstCode ?? NGHTTP2_NO_ERROR
     const lastStreamId = this.#host.goawayLastStreamId
-    if (lastStreamId !== undefined && (stream.id === undefined || stream.id > lastStreamId)) {
+    if (lastStreamId !== undefined && !this.#responded && (stream.id === undefined || stream.id > lastStreamId)) {
       return new ReadOnlyError(
         `The server sent GOAWAY (last-stream-id ${lastStreamId}) before processing stream ${stream.id ?? '(unsent)'}; the request was not processed`,
       )
     }
-    if (code === NGHTTP2_REFUSED_STREAM) return new RefusedStreamError()
+    // Once a response arrived the server processed the request, whatever it claims afterwards.
+    if (code === NGHTTP2_REFUSED_STREAM && !this.#responded) return new RefusedStreamError()
     // node:http2 closes a dying session's streams before it reports the session's own error.
     const lost =
       this.#host.lostError ?? (this.#session.destroyed ? (this.#streamError ?? new Error('the connection closed')) : undefined)

@@ -13,6 +13,11 @@ export type HeadersInput =
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 // Field values: no CR, LF or NUL anywhere (header injection), as RFC 9113 §8.2.1 requires.
 const FORBIDDEN_IN_VALUE = /[\r\n\0]/
+// host[:port], IPv6 literals in brackets: what :authority may carry.
+const AUTHORITY = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+)(:\d{1,5})?$/
+// node:http2 sends values as latin1, keeping only the low byte of wider characters:
+// U+010D would go out as CR. Only ISO-8859-1 is let through.
+const BEYOND_LATIN1 = /[^\u0000-\u00ff]/
 
 // Connection-specific fields are forbidden in HTTP/2 (RFC 9113 §8.2.2); `te` only as "trailers".
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
@@ -67,7 +72,7 @@ function* pairs(input: Exclude<HeadersInput, null | undefined>): Iterable<[unkno
     return
   }
   if (typeof input === 'object') {
-    for (const name in input) yield [name, (input as Record<string, unknown>)[name]]
+    for (const name of Object.keys(input)) yield [name, (input as Record<string, unknown>)[name]]
     return
   }
   throw new InvalidHeaderError(String(input), 'headers must be an object, an array or an iterable of pairs')
@@ -80,6 +85,9 @@ function checkedValue(name: string, value: unknown): string {
   else if (Buffer.isBuffer(value)) text = value.toString('latin1')
   else throw new InvalidHeaderError(name, `the value must be a string, got ${typeof value}`)
   if (FORBIDDEN_IN_VALUE.test(text)) throw new InvalidHeaderError(name, 'the value contains CR, LF or NUL')
+  if (BEYOND_LATIN1.test(text)) {
+    throw new InvalidHeaderError(name, 'the value has characters outside ISO-8859-1 (encode it, e.g. percent-encoding)')
+  }
   return text.trim()
 }
 
@@ -91,7 +99,8 @@ function checkedValue(name: string, value: unknown): string {
  * header for anything that cannot be sent.
  */
 export function toHttp2Headers(input: HeadersInput): { headers: OutgoingHttpHeaders; authority: string | undefined } {
-  const headers: OutgoingHttpHeaders = {}
+  // No prototype: header names such as __proto__ or constructor are plain names here.
+  const headers: OutgoingHttpHeaders = Object.create(null) as OutgoingHttpHeaders
   let authority: string | undefined
   if (input == null) return { headers, authority }
   for (const [rawName, rawValue] of pairs(input)) {
@@ -111,6 +120,7 @@ export function toHttp2Headers(input: HeadersInput): { headers: OutgoingHttpHead
       if (values.length !== 1 || (authority !== undefined && authority !== values[0])) {
         throw new InvalidHeaderError(name, 'more than one value')
       }
+      if (!AUTHORITY.test(values[0]!)) throw new InvalidHeaderError(name, `'${values[0]}' is not a host[:port]`)
       authority = values[0]
       continue
     }
@@ -135,10 +145,13 @@ function append(headers: OutgoingHttpHeaders, lower: string, name: string, value
 /** Response header fields without pseudo-headers, as undici's object form. */
 export function responseHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
   const result: Record<string, string | string[]> = {}
-  for (const name in headers) {
+  for (const name of Object.keys(headers)) {
     if (name.charCodeAt(0) === 58 /* ':' */) continue
     const value = headers[name]
-    if (value !== undefined) result[name] = value
+    if (value === undefined) continue
+    // A header the server named __proto__ is data, not this object's prototype.
+    if (name === '__proto__') Object.defineProperty(result, name, { value, enumerable: true, writable: true, configurable: true })
+    else result[name] = value
   }
   return result
 }

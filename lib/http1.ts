@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
 import { Pool as UndiciPool, type Dispatcher } from 'undici'
+import { fromUndici } from './errors.js'
 import type { ResponseHeaders } from './handler.js'
 import type { ResolvedOptions } from './options.js'
 import type { Call } from './request.js'
@@ -55,7 +56,7 @@ export class Http1Fallback {
         if (call.controller.paused) controller.pause()
       },
       onResponseEnd: (_controller, trailers) => call.complete(trailers as ResponseHeaders),
-      onResponseError: (_controller, error) => call.fail(error),
+      onResponseError: (_controller, error) => call.fail(fromUndici(error) as Error),
     }
     this.#pool.dispatch(
       {

@@ -23,6 +23,11 @@ const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 // Request targets: visible ASCII only, so nothing can be smuggled into :path.
 const PATH = /^[\x21-\x7e]*$/
 
+export function checkMethod(method: unknown): string {
+  if (typeof method !== 'string' || !METHOD.test(method)) throw new InvalidArgumentError(`Invalid method '${String(method)}'`)
+  return method
+}
+
 export function parseOrigin(origin: unknown): string {
   if (typeof origin !== 'string' && !(origin instanceof URL)) {
     throw new InvalidArgumentError(`Invalid origin: expected a string or URL, got ${origin === null ? 'null' : typeof origin}`)
@@ -41,10 +46,18 @@ export function parseOrigin(origin: unknown): string {
 
 function withQuery(path: string, query: Record<string, unknown> | undefined): string {
   if (!query) return path
+  if (typeof query !== 'object') throw new InvalidArgumentError(`Request option 'query' must be an object, got ${typeof query}`)
   const search = new URLSearchParams()
+  const asText = (key: string, value: unknown): string => {
+    try {
+      return String(value)
+    } catch {
+      throw new InvalidArgumentError(`Request option 'query': the value of '${key}' has no string form`)
+    }
+  }
   for (const [key, value] of Object.entries(query)) {
-    if (Array.isArray(value)) for (const item of value) search.append(key, String(item))
-    else if (value !== undefined && value !== null) search.append(key, String(value))
+    if (Array.isArray(value)) for (const item of value) search.append(key, asText(key, item))
+    else if (value !== undefined && value !== null) search.append(key, asText(key, value))
   }
   const text = search.toString()
   return text ? `${path}${path.includes('?') ? '&' : '?'}${text}` : path
@@ -65,8 +78,7 @@ export function prepare(
 ): PreparedRequest {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('Dispatch options must be an object')
   const origin = parseOrigin(options.origin)
-  const method = options.method ?? 'GET'
-  if (typeof method !== 'string' || !METHOD.test(method)) throw new InvalidArgumentError(`Invalid method '${String(method)}'`)
+  const method = checkMethod(options.method ?? 'GET')
   if (method === 'CONNECT' || options.upgrade) {
     throw new InvalidArgumentError(`${method === 'CONNECT' ? 'CONNECT' : 'Upgrade'} requests are not supported over HTTP/2 by drainpipe`)
   }

@@ -53,7 +53,7 @@ const body = (req: Http2ServerRequest): Promise<Buffer> =>
 
 /** Built-in routes every test backend answers. */
 function builtIn(req: Http2ServerRequest, res: Http2ServerResponse, backend: Backend): void {
-  const url = new URL(req.url, 'https://x')
+  const url = new URL(`https://x${req.url}`)
   const route = url.pathname
   if (route === '/hello') {
     res.end('hello')
