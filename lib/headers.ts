@@ -124,6 +124,9 @@ export function toHttp2Headers(input: HeadersInput): { headers: OutgoingHttpHead
       authority = values[0]
       continue
     }
+    if (lower === 'content-length' && !values.every((value) => /^\d{1,15}$/.test(value))) {
+      throw new InvalidHeaderError(name, 'the value must be a number of bytes')
+    }
     for (const value of values) append(headers, lower, name, value)
   }
   return { headers, authority }

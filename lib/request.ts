@@ -2,7 +2,7 @@ import type { OutgoingHttpHeaders } from 'node:http2'
 import type { Dispatcher } from 'undici'
 import pRetry from 'p-retry'
 import { RequestBody, type BodyInput } from './body.js'
-import { DrainpipeError, InvalidArgumentError, ReadOnlyError, RefusedStreamError, RequestAbortedError } from './errors.js'
+import { DrainpipeError, InvalidArgumentError, InvalidHeaderError, ReadOnlyError, RefusedStreamError, RequestAbortedError } from './errors.js'
 import { Controller, type ResponseHeaders, type Sink } from './handler.js'
 import { toHttp2Headers, type HeadersInput } from './headers.js'
 import { publish } from './channels.js'
@@ -89,6 +89,10 @@ export function prepare(
   const path = withQuery(rawPath, (options as { query?: Record<string, unknown> }).query)
   const { headers, authority } = toHttp2Headers(options.headers as HeadersInput)
   const body = RequestBody.from(options.body as BodyInput, retryBufferSize(origin))
+  const declared = headers['content-length']
+  if (declared !== undefined && body.length !== undefined && Number(declared) !== body.length) {
+    throw new InvalidHeaderError('content-length', `${declared} does not match the body's ${body.length} bytes`)
+  }
   if (body.contentType !== undefined && headers['content-type'] === undefined) headers['content-type'] = body.contentType
   return {
     origin,
