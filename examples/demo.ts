@@ -9,7 +9,7 @@
  * failed requests. See examples/demo/run.ts for the timeline.
  *
  * Needs nothing but Node and the repository's dev dependencies; no network
- * beyond 127.0.0.0/8. About 45 s (15 s with --quick).
+ * beyond 127.0.0.0/8. About 45 s (16 s with --quick).
  */
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -30,7 +30,7 @@ const { values } = parseArgs({
 
 if (values.help) {
   process.stdout.write(`Usage: npm run demo -- [options]
-  --quick         a shorter run: connection age 1 s, about 15 s (default: age 3 s, about 45 s)
+  --quick         a shorter run: connection age 1 s, about 16 s (default: age 3 s, about 45 s)
   --out <file>    where to write the chart (SVG); default: ${join(tmpdir(), 'drainpipe-demo-chart.svg')}
   --json <file>   also write the summary as JSON
   --count <n>     drainpipe's connections per origin (default 6)

@@ -37,8 +37,10 @@ describe('npm run demo -- --quick', () => {
     const [code] = (await once(child, 'exit')) as [number | null]
     clearTimeout(killer)
 
-    const summary = JSON.parse(await readFile(json, 'utf8')) as DemoSummary
-    const context = `demo output:\n${output}`
+    const context = `demo exit code ${code}, output:\n${output}`
+    const written = await readFile(json, 'utf8').catch(() => undefined)
+    expect(written, `no summary written; ${context}`).toBeDefined()
+    const summary = JSON.parse(written!) as DemoSummary
     const drainpipe = summary.clients.drainpipe
     expect(drainpipe.failures, context).toEqual([])
     expect(drainpipe.failed, context).toBe(0)

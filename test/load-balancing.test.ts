@@ -31,8 +31,10 @@ import { pki } from './helpers/pki.js'
 const AGE = 500
 /** max/min of the per-backend request counts. */
 const BOUND = 1.2
-/** Requests in flight: a multiple of `count`, so that the workers can spread evenly over the pools. */
+/** Requests in flight at most: a multiple of `count`, so that the workers can spread evenly over the pools. */
 const CONCURRENCY = 24
+/** Requests per second: paced, so that a test file running alongside does not starve this one (or the reverse). */
+const RATE = 1200
 const COUNT = 6
 const NAME = 'api.test'
 
@@ -162,7 +164,7 @@ function startLoad(client: Client, origin: string, concurrency: number): Load {
       if (response.statusCode !== 200 || body !== 'hello') throw new Error(`Unexpected answer ${response.statusCode}: ${body}`)
       return String(response.headers['x-backend'])
     },
-    { concurrency, maxDuration: 20_000 },
+    { concurrency, rate: RATE, maxDuration: 20_000 },
   ).start()
 }
 
@@ -210,7 +212,7 @@ function show(windows: Window[], since: number, age: number): string {
 }
 
 /** Requests per backend a balance measurement needs, so that counting noise stays well inside the bound. */
-const SAMPLES_PER_BACKEND = 300
+const SAMPLES_PER_BACKEND = 200
 
 /**
  * After a change at `since`: the requests from 1.5 × age on are balanced over `expected`. The window

@@ -7,12 +7,12 @@
  * resolving the name through that DNS server.
  *
  * Timeline, in connection ages A (3 s; 1 s with --quick):
- *   0    3 backends in DNS, load starts
- *   2A   scale-out: 3 more backends start and join DNS
- *   7A   127.0.0.4 leaves DNS (a pod going away)
- *   8.5A 127.0.0.4 stops as a terminating pod does (GOAWAY, then close)
- *   10A  127.0.0.4 starts again and rejoins DNS
- *   14A  end: summary and chart
+ *   0      3 backends in DNS, load starts
+ *   2.5A   scale-out: 3 more backends start and join DNS
+ *   7.5A   127.0.0.4 leaves DNS (a pod going away)
+ *   9A     127.0.0.4 stops as a terminating pod does (GOAWAY, then close)
+ *   10.5A  127.0.0.4 starts again and rejoins DNS
+ *   14.5A  end: summary and chart
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
@@ -56,6 +56,7 @@ export interface DemoSummary {
   age: number
   count: number
   concurrency: number
+  rate: number
   bound: number
   window: number
   duration: number
@@ -68,12 +69,15 @@ const NAME = 'api.test'
 const BOUND = 1.2
 /** Balance is measured on 1 s windows of completed requests. */
 const WINDOW = 1000
-/** Requests in flight per client: a multiple of `count`, so drainpipe's connections can carry equal loads. */
+/** Requests in flight per client at most: a multiple of `count`, so drainpipe's connections can carry equal loads. */
 const CONCURRENCY = 24
+/** Requests per second per client: the same steady pace for both, well below what the machine can do. */
+const RATE = 800
 
 export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSummary; ok: boolean }> {
   const age = options.quick ? 1000 : 3000
-  const plan = { scaleOut: 2 * age, leave: 7 * age, stop: 8.5 * age, back: 10 * age, end: 14 * age }
+  // Changes fall mid-way between recycles (the first round of connections comes at about 1.05 A, 2.1 A, …).
+  const plan = { scaleOut: 2.5 * age, leave: 7.5 * age, stop: 9 * age, back: 10.5 * age, end: 14.5 * age }
   const log = (line: string) => process.stdout.write(`${line}\n`)
 
   // ── Backends and DNS ─────────────────────────────────────────────────────
@@ -102,11 +106,11 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
     drainpipe: new Load(async () => {
       const response = await drainpipe.request(url)
       return check(response.statusCode, response.headers, response.body)
-    }, { concurrency: CONCURRENCY, maxDuration }),
+    }, { concurrency: CONCURRENCY, rate: RATE, maxDuration }),
     undici: new Load(async () => {
       const response = await undiciRequest(url, { dispatcher: agent })
       return check(response.statusCode, response.headers, response.body)
-    }, { concurrency: CONCURRENCY, maxDuration }),
+    }, { concurrency: CONCURRENCY, rate: RATE, maxDuration }),
   }
   const names = { drainpipe: `drainpipe (count ${options.count}, age ${age / 1000} s)`, undici: 'undici Agent (allowH2)' }
 
@@ -232,6 +236,7 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
     age,
     count: options.count,
     concurrency: CONCURRENCY,
+    rate: RATE,
     bound: BOUND,
     window: WINDOW,
     duration: round(duration / 1000),
@@ -253,7 +258,10 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
   }
   const describe = (client: ClientSummary) => {
     const after = (value: number | null) => (value === null ? 'not balanced' : `balanced ${value.toFixed(1)} s`)
-    return `${after(client.balancedAfter.scaleOut)} after the scale-out, ${after(client.balancedAfter.return)} after ${gone} came back; ${client.failed} failed of ${client.requests.toLocaleString('en-US')} requests`
+    const used = Object.entries(client.perBackend).filter(([, requests]) => requests > 0)
+    const requests = `${client.failed} failed of ${client.requests.toLocaleString('en-US')} requests`
+    if (used.length === 1) return `every request went to ${used[0]![0]}, never balanced; ${requests}`
+    return `${after(client.balancedAfter.scaleOut)} after the scale-out, ${after(client.balancedAfter.return)} after ${gone} came back; ${requests}`
   }
   const notes = (client: ClientSummary) =>
     [
@@ -264,7 +272,7 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
     )
   const svg = renderChart({
     title: 'Share of requests per backend: drainpipe vs undici Agent (allowH2)',
-    subtitle: `One DNS name, 3 → 6 backends, then ${gone} leaves and comes back. Steady load, ${CONCURRENCY} requests in flight per client; shares over the last 1 s.`,
+    subtitle: `One DNS name, 3 → 6 backends, then ${gone} leaves and comes back. Steady load: ${RATE} requests/s per client, at most ${CONCURRENCY} in flight; shares over the last 1 s.`,
     backends: allHosts,
     panels: [
       {

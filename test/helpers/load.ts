@@ -8,14 +8,23 @@
  * requests per backend between two instants, and "share" = a backend's
  * requests / all requests in that window.
  */
+import { setMaxListeners } from 'node:events'
 import { performance } from 'node:perf_hooks'
+import { setTimeout as delay } from 'node:timers/promises'
 
 /** Sends one request and resolves with the name of the backend that answered; rejects when it failed. */
 export type Send = () => Promise<string>
 
 export interface LoadOptions {
-  /** Requests in flight at any time. */
+  /** Workers, and so the most requests in flight at any time. */
   concurrency: number
+  /**
+   * Requests per second in all, if paced: every worker sends at its own steady interval
+   * (concurrency / rate), phases spread evenly; a worker that falls behind sends at once, without
+   * bursting to catch up. A paced load costs a known share of the CPU, so tests that run side by side
+   * keep their rates. Without it, every worker sends again as soon as its answer is in.
+   */
+  rate?: number
   /** Safety bound (ms): the workers stop on their own after this long. */
   maxDuration: number
   /** Time source in ms; default `performance.now`. */
@@ -45,7 +54,7 @@ export interface Window {
 
 export class Load {
   readonly #send: Send
-  readonly #options: Required<LoadOptions>
+  readonly #options: Required<Omit<LoadOptions, 'rate'>> & Pick<LoadOptions, 'rate'>
   /** Completion time of each successful request, ascending. */
   readonly #times: number[] = []
   /** Backend of each successful request, as an index into #names. */
@@ -54,12 +63,15 @@ export class Load {
   readonly #index = new Map<string, number>()
   readonly failures: Failure[] = []
   #stopping = false
+  readonly #stopped = new AbortController()
   #workers: Promise<void>[] = []
   startedAt = 0
 
   constructor(send: Send, options: LoadOptions) {
     this.#send = send
     this.#options = { now: () => performance.now(), shuffle: 0.5, ...options }
+    // Every pacing worker waits on it.
+    setMaxListeners(0, this.#stopped.signal)
   }
 
   get now(): number {
@@ -83,25 +95,35 @@ export class Load {
   start(): this {
     if (this.#workers.length > 0) throw new Error('Load already started')
     this.startedAt = this.now
-    const deadline = this.startedAt + this.#options.maxDuration
-    const worker = async () => {
+    const { concurrency, rate, maxDuration, shuffle } = this.#options
+    const deadline = this.startedAt + maxDuration
+    const interval = rate === undefined ? 0 : (1000 * concurrency) / rate
+    const worker = async (index: number) => {
+      let next = this.startedAt + (interval * index) / concurrency
       while (!this.#stopping && this.now < deadline) {
+        if (interval > 0) {
+          const wait = next - this.now
+          if (wait > 0) await delay(wait, undefined, { signal: this.#stopped.signal }).catch(() => {})
+          if (this.#stopping) break
+          next = Math.max(next + interval, this.now)
+        }
         try {
           const backend = await this.#send()
           this.#record(backend)
-          if (Math.random() < this.#options.shuffle) await new Promise((resolve) => setImmediate(resolve))
+          if (Math.random() < shuffle) await new Promise((resolve) => setImmediate(resolve))
         } catch (error) {
           this.failures.push({ at: this.now, error: error as Error })
         }
       }
     }
-    this.#workers = Array.from({ length: this.#options.concurrency }, () => worker())
+    this.#workers = Array.from({ length: concurrency }, (_, index) => worker(index))
     return this
   }
 
   /** Stops sending; resolves when every request in flight has finished. */
   async stop(): Promise<void> {
     this.#stopping = true
+    this.#stopped.abort()
     await Promise.all(this.#workers)
   }
 
