@@ -7,10 +7,9 @@
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import http2 from 'node:http2'
-import got, { type Got } from 'got'
-import http2wrapper from 'http2-wrapper'
+import type { Got } from 'got'
 import * as undici from 'undici'
-import { Client, type ClientOptions } from '../lib/index.js'
+import { Client, type ClientOptions } from './drainpipe.js'
 import type { ClientName, Target } from './common.js'
 
 export type Method = 'GET' | 'POST'
@@ -153,6 +152,9 @@ export async function makeClient(name: ClientName, target: Target, drainpipeOpti
       }
     }
     case 'got + http2-wrapper': {
+      // Loaded only in got's own child, so other clients' heaps and start-up do not carry it.
+      const { default: got } = await import('got')
+      const { default: http2wrapper } = await import('http2-wrapper')
       const agent = new http2wrapper.Agent()
       const client: Got = got.extend({
         http2: true,

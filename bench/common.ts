@@ -51,6 +51,8 @@ export type Task =
       concurrency: number
       warmupMs: number
       durationMs: number
+      /** Write a CPU profile of the measurement window here. */
+      profileDir?: string
     }
   | {
       kind: 'latency'
@@ -60,6 +62,7 @@ export type Task =
       rate: number
       warmupMs: number
       durationMs: number
+      profileDir?: string
     }
   | {
       kind: 'recycles'
@@ -81,6 +84,8 @@ export interface ThroughputResult {
   value: number
   completed: number
   elapsedMs: number
+  /** CPU time of the client process per request (µs): robust to a busy machine, unlike the rate. */
+  cpuUsPerOp: number
   /** TCP connections to the server open at the end of the window. */
   connections: number
   errors: number
@@ -101,6 +106,9 @@ export interface LatencyResult {
   /** Requests sent during the window versus the rate asked for. */
   achievedRate: number
   recycles: number
+  /** Recycling runs: requests in flight while a recycle was under way, and the others (µs). */
+  duringRecycle?: { count: number; p50: number; p99: number; max: number }
+  outsideRecycle?: { count: number; p50: number; p99: number; max: number }
   errors: number
   firstError?: string
 }

@@ -5,8 +5,10 @@
  *   npm run bench -- --quick      under a minute; CI runs it so the harness never rots
  *
  * Options: --runs N (repetitions, median reported), --only throughput,latency,memory,
+ * --source / --build (measure lib/ through tsx, or compiled by tsc as users get
+ * it: the full run's default),
  * --clients <substring,...>, --profile (CPU profiles of the drainpipe and raw
- * node:http2 children into bench/out/profiles), --no-write (full run without
+ * node:http2 and undici measurement windows into bench/out/profiles), --no-write (full run without
  * rewriting RESULTS.md), --results FILE.
  *
  * The server (nghttpd) runs on CPU 0; every measurement runs in its own
@@ -18,7 +20,7 @@
  * or a broken client.
  */
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {
@@ -66,6 +68,8 @@ const option = (name: string): string | undefined => {
   return inline?.slice(name.length + 1)
 }
 const quick = flag('--quick')
+/** Measure lib/ as built by tsc (what users run) or through tsx (faster to start; quick's default). */
+const useBuild = flag('--build') || (!quick && !flag('--source'))
 const profile = flag('--profile')
 const only = new Set((option('--only') ?? 'throughput,latency,memory').split(','))
 const clientFilter = option('--clients')?.split(',')
@@ -132,13 +136,15 @@ function label(task: Task): string {
 const interference: number[] = []
 let repeated = 0
 const DISTURBED = 0.3
-const RETRIES = quick ? 0 : 2
+const RETRIES = quick ? 0 : 1
+/** Repeats allowed in the whole run, so a machine that is busy all along does not double the run time. */
+let retryBudget = quick ? 0 : Number(option('--retry-budget') ?? 25)
 
 /**
  * Runs tasks in a fresh child pinned to the client core. On a shared
  * machine a measurement during which other processes took more than
- * DISTURBED cores is repeated (full mode, up to RETRIES times) and the
- * least disturbed attempt is kept.
+ * DISTURBED cores is repeated (full mode, once, while the run's budget of
+ * repeats lasts) and the least disturbed attempt is kept.
  */
 async function measure(target: Target, tasks: Task[]): Promise<Result[]> {
   let best: { results: Result[]; foreign: number } | undefined
@@ -148,7 +154,8 @@ async function measure(target: Target, tasks: Task[]): Promise<Result[]> {
     const { foreignCores } = meter.stop(cpuMs)
     if (!ok) return results
     if (best === undefined || foreignCores < best.foreign) best = { results, foreign: foreignCores }
-    if (foreignCores <= DISTURBED || attempt === RETRIES) break
+    if (foreignCores <= DISTURBED || attempt === RETRIES || retryBudget <= 0) break
+    retryBudget--
     repeated++
     progress(`  (others used ${foreignCores.toFixed(2)} cores; measuring again)`)
   }
@@ -159,13 +166,13 @@ async function measure(target: Target, tasks: Task[]): Promise<Result[]> {
 async function measureOnce(target: Target, tasks: Task[]): Promise<{ results: Result[]; cpuMs: number; ok: boolean }> {
   const nodeFlags: string[] = []
   if (tasks.some((task) => task.kind === 'recycles' || task.kind === 'idle-origins')) nodeFlags.push('--expose-gc')
-  const first = tasks[0]!
-  const profiled = profile && 'client' in first && (isDrainpipe(first.client) || first.client === RAW)
-  if (profiled) {
-    // A directory per child: tsx's loader thread writes its own profile next to the main thread's (…0.001.cpuprofile).
-    const dir = path.join(repoRoot, 'bench', 'out', 'profiles', `${String(++profileCount).padStart(3, '0')}-${label(first).replace(/[^a-z0-9]+/gi, '-')}`)
-    mkdirSync(dir, { recursive: true })
-    nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${dir}`)
+  const profileDir = path.join(repoRoot, 'bench', 'out', 'profiles')
+  if (profile) {
+    tasks = tasks.map((task) =>
+      (task.kind === 'throughput' || task.kind === 'latency') && (isDrainpipe(task.client) || task.client === RAW || task.client === UNDICI)
+        ? { ...task, profileDir: path.join(profileDir, String(++profileCount).padStart(3, '0')) }
+        : task,
+    )
   }
   const [command, args] = pinned(CLIENT_CPU, process.execPath, [
     ...nodeFlags,
@@ -177,7 +184,8 @@ async function measureOnce(target: Target, tasks: Task[]): Promise<{ results: Re
   const timeoutMs = tasks.reduce((sum, task) => sum + estimateMs(task), 0) + 60_000
   const what = tasks.map(label).join(', ')
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] })
+    const env = builtLib ? { ...process.env, DRAINPIPE_BENCH_LIB: builtLib } : process.env
+    const child = spawn(command, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'inherit'] })
     let stdout = ''
     let timedOut = false
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
@@ -214,6 +222,30 @@ function progress(text: string): void {
 
 const started = Date.now()
 const loadBefore = os.loadavg()[0]!
+
+/** Compiles lib/ with the project's build config into bench/out/dist; undefined when that failed. */
+function buildLib(): string | undefined {
+  const outDir = path.join(repoRoot, 'bench', 'out', 'dist')
+  rmSync(outDir, { recursive: true, force: true })
+  progress('building lib/ with tsc (tsconfig.build.json)')
+  try {
+    execFileSync(process.execPath, [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', outDir, '--declaration', 'false', '--sourceMap', 'false'], {
+      cwd: repoRoot,
+      stdio: 'pipe',
+    })
+  } catch (error) {
+    // tsc still emits on type errors (someone may be mid-change in lib/); only a missing output is fatal.
+    console.warn(`!! tsc reported errors building lib/:\n${String((error as { stdout?: Buffer }).stdout ?? error).slice(0, 2000)}`)
+  }
+  const entry = path.join(outDir, 'index.js')
+  if (!existsSync(entry)) {
+    console.warn('!! no build output; measuring lib/ through tsx instead')
+    return undefined
+  }
+  return entry
+}
+const builtLib = useBuild ? buildLib() : undefined
+
 if (os.availableParallelism() < 2) console.warn('!! fewer than 2 CPUs: server and client share a core; figures are not meaningful')
 const server = await startServer(SERVER_CPU)
 const { target } = server
@@ -343,22 +375,24 @@ for (const scenario of THROUGHPUT_SCENARIOS) {
   const nativeRuns = native.get(scenario)
   if (nativeRuns?.length) {
     const value = median(nativeRuns)
-    rows.push(['h2load (native limit)', formatNumber(value, digits), formatRatio(ratio(value, raw)), formatRatio(ratio(value, undici)), spread(nativeRuns), '1'])
+    rows.push(['h2load (native limit)', formatNumber(value, digits), formatRatio(ratio(value, raw)), formatRatio(ratio(value, undici)), spread(nativeRuns), '—', '1'])
   }
   for (const client of clients) {
     const list = throughput.get(scenario)?.get(client)
     if (!list?.length) {
-      rows.push([client, 'failed', '—', '—', '—', '—'])
+      rows.push([client, 'failed', '—', '—', '—', '—', '—'])
       continue
     }
     const value = median(list.map((result) => result.value))
     const connections = [...new Set(list.map((result) => result.connections))].join('/')
-    rows.push([client, formatNumber(value, digits), formatRatio(ratio(value, raw)), formatRatio(ratio(value, undici)), spread(list.map((r) => r.value)), connections])
+    const cpu = median(list.map((result) => result.cpuUsPerOp))
+    const cpuText = scenario === 'upload' || scenario === 'download' ? `${formatNumber(cpu / 1000, 1)} ms` : `${formatNumber(cpu)} µs`
+    rows.push([client, formatNumber(value, digits), formatRatio(ratio(value, raw)), formatRatio(ratio(value, undici)), spread(list.map((r) => r.value)), cpuText, connections])
   }
   tables.push({
     title: SCENARIO_TITLES[scenario],
-    head: ['client', 'median', '× raw h2', '× undici', 'spread', 'conns'],
-    right: [1, 2, 3, 4, 5],
+    head: ['client', 'median', '× raw h2', '× undici', 'spread', 'CPU/req', 'conns'],
+    right: [1, 2, 3, 4, 5, 6],
     rows,
   })
 }
@@ -383,6 +417,12 @@ const dpRecycleKey = `drainpipe request(), recycle every ${plan.latency.recycleM
 if (latencyGroups.size > 0) {
   const rawP99 = latencyMedian(RAW, 'p99')
   const undiciP99 = latencyMedian(UNDICI, 'p99')
+  const splits = (latencyGroups.get(dpRecycleKey) ?? []).filter((result) => result.duringRecycle && result.outsideRecycle)
+  const splitNote = splits.length
+    ? [
+        `Within the recycling runs (same process, same moment, so the same load from the rest of the machine): ${formatNumber(median(splits.map((r) => r.duringRecycle!.count)))} requests per run were in flight while a recycle was under way (successor connecting → predecessor closed): p50 ${formatMicros(median(splits.map((r) => r.duringRecycle!.p50)))}, p99 ${formatMicros(median(splits.map((r) => r.duringRecycle!.p99)))}, max ${formatMicros(median(splits.map((r) => r.duringRecycle!.max)))}; the other ${formatNumber(median(splits.map((r) => r.outsideRecycle!.count)))}: p50 ${formatMicros(median(splits.map((r) => r.outsideRecycle!.p50)))}, p99 ${formatMicros(median(splits.map((r) => r.outsideRecycle!.p99)))}, max ${formatMicros(median(splits.map((r) => r.outsideRecycle!.max)))} (medians of runs).`,
+      ]
+    : []
   tables.push({
     title: `Latency at ${formatNumber(plan.latency.rate)} req/s, small GET (from the intended send time; median of runs)`,
     head: ['client', 'p50', 'p99', 'p99.9', 'max', 'p99 × raw', 'p99 × undici', 'recycles', 'runs'],
@@ -398,7 +438,10 @@ if (latencyGroups.size > 0) {
       String(median(list.map((result) => result.recycles))),
       String(list.length),
     ]),
-    notes: [`achieved rate: ${[...latencyGroups.values()].flat().map((r) => formatNumber(r.achievedRate)).join(', ')} req/s`],
+    notes: [
+      `p99 of each run: ${[...latencyGroups.entries()].map(([key, list]) => `${key}: ${list.map((r) => formatMicros(r.p99)).join(', ')}`).join('; ')}`,
+      ...splitNote,
+    ],
   })
 }
 
@@ -517,7 +560,7 @@ const environment = [
   `- Date: ${new Date().toISOString()}`,
   `- Machine: ${cpus[0]?.model ?? '?'} × ${cpus.length} (${os.availableParallelism()} usable), ${formatBytes(os.totalmem())} RAM, ${os.type()} ${os.release()} ${os.arch()}`,
   `- Node ${process.version}; undici ${version('undici')}, got ${version('got')}, http2-wrapper ${version('http2-wrapper')}, hdr-histogram-js ${version('hdr-histogram-js')}`,
-  `- drainpipe at ${git(['rev-parse', '--short', 'HEAD'])}${libDirty ? ' (lib/ has uncommitted changes)' : ''}`,
+  `- drainpipe at ${git(['rev-parse', '--short', 'HEAD'])}${libDirty ? ' (lib/ has uncommitted changes)' : ''}, ${builtLib ? 'lib/ compiled by tsc (tsconfig.build.json), as published' : 'lib/ loaded through tsx'}`,
   `- Server: ${server.description}; native client: ${h2loadDescription ?? 'h2load not installed'}, pinned to CPU ${CLIENT_CPU}`,
   `- Mode: ${quick ? 'quick' : 'full'}, ${plan.runs} run(s) per figure, median reported; small requests ${plan.small.warmupMs} ms warm-up + ${plan.small.durationMs} ms measured, 10 MiB ${plan.large.warmupMs} + ${plan.large.durationMs} ms, latency ${plan.latency.warmupMs} + ${plan.latency.durationMs} ms`,
   `- Load average (1 min): ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after; other processes used a median of ${median(interference).toFixed(2)} cores (max ${Math.max(0, ...interference).toFixed(2)}) during the measurements kept${repeated ? `; ${repeated} measurement(s) were repeated because others used more than ${DISTURBED} cores` : ''}${median(interference) > 0.15 ? ' — the machine was busy with other work; expect noise' : ''}; took ${elapsedS.toFixed(0)} s`,
@@ -544,7 +587,7 @@ if (write) {
     '',
     '## Results',
     '',
-    'Ratios: each figure divided by the same figure of raw `node:http2` (one session, the lower bound of overhead) and of undici 7 `Client` with `allowH2` (pipelining 100). Higher is better for throughput, lower for latency. "spread" is half the range of the runs around the median; "conns" the TCP connections the client had open at the end of a run.',
+    'Ratios: each figure divided by the same figure of raw `node:http2` (one session, the lower bound of overhead) and of undici 7 `Client` with `allowH2` (pipelining 100). Higher is better for throughput, lower for latency. "spread" is half the range of the runs around the median; "CPU/req" the client process\'s CPU time per request or transfer (user + system, all threads, GC included; it does not depend on how busy the machine was, the rate does); "conns" the TCP connections the client had open at the end of a run.',
     '',
     ...tables.flatMap((table) => [markdownTable(table), '']),
     ...(failures.length ? ['### Measurements that failed', '', ...failures.map((failure) => `- ${failure.replaceAll('\n', ' ')}`), ''] : []),

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { makeClient } from '../clients.js'
+import { profileWindow } from '../profiler.js'
 import { LARGE_SIZE, PATHS, POST_BODY, sleep, type Target, type Task, type ThroughputResult } from '../common.js'
 
 /** Established TCP connections from this process's side to the server's port (from /proc/net/tcp*). */
@@ -76,12 +77,16 @@ export async function throughput(task: Extract<Task, { kind: 'throughput' }>, ta
   const workers = Array.from({ length: task.concurrency }, worker)
   await sleep(task.warmupMs)
   await nextCompletion(completed)
+  const profiler = await profileWindow(task.profileDir, `${task.scenario}-${task.client}`)
   const startCount = completed
   const started = lastCompletionAt
+  const cpuStart = process.cpuUsage()
   await sleep(task.durationMs)
   await nextCompletion(startCount + minimum - 1)
   const endCount = completed
   const elapsedMs = lastCompletionAt - started
+  const cpu = process.cpuUsage(cpuStart)
+  await profiler.stop()
   const connections = connectionsTo(target.port)
   stop = true
   await Promise.race([Promise.all(workers), sleep(30_000)])
@@ -94,6 +99,7 @@ export async function throughput(task: Extract<Task, { kind: 'throughput' }>, ta
     scenario,
     value: large ? (perSecond * LARGE_SIZE) / 2 ** 20 : perSecond,
     completed: done,
+    cpuUsPerOp: (cpu.user + cpu.system) / Math.max(1, done),
     elapsedMs,
     connections,
     errors,
