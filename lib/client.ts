@@ -8,6 +8,7 @@ import {
   stream as undiciStream,
 } from 'undici'
 import { AsyncRequest } from './async-request.js'
+import type { BodyInput } from './body.js'
 import { Backoff } from './backoff.js'
 import { publish } from './channels.js'
 import type { TimerHandle } from './clock.js'
@@ -62,7 +63,9 @@ interface OriginState extends OriginContext {
 }
 
 /** Options of `request()`, `stream()` and `asyncRequest()`: undici's request options; the URL gives origin and path. */
-export type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & {
+export type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method' | 'body'> & {
+  /** A string, bytes, Readable, async iterable, web ReadableStream, Blob, FormData or URLSearchParams. */
+  body?: BodyInput
   /** The HTTP method. Default `GET`. */
   method?: string
   /** Overrides the URL's path and query. */
@@ -676,10 +679,10 @@ function lookupAll(lookup: ResolvedOptions['lookup'], host: string): Promise<str
       lookup(host, { all: true }, (error, addresses) => {
         if (error) {
           reject(new ConnectError(`DNS lookup of '${host}' failed: ${error.code ?? error.message}`, { cause: error }))
-        } else if (!Array.isArray(addresses) || addresses.length === 0) {
-          reject(new ConnectError(`DNS lookup of '${host}' returned no addresses`))
         } else {
-          resolve([...new Set(addresses.map((entry) => entry.address))])
+          const list = typeof addresses === 'string' ? [addresses] : Array.isArray(addresses) ? addresses.map((entry) => entry.address) : []
+          if (list.length === 0) reject(new ConnectError(`DNS lookup of '${host}' returned no addresses`))
+          else resolve([...new Set(list)])
         }
       })
     } catch (error) {

@@ -27,9 +27,10 @@ export class Http1Fallback {
         ...options.connect,
         // net and tls ask for one address or all of them; our lookup always answers with all.
         lookup: ((hostname: string, lookupOptions: { all?: boolean }, callback: (...args: unknown[]) => void) =>
-          lookup(hostname, { all: true }, (error, addresses) => {
+          lookup(hostname, { all: true }, (error, answer, answerFamily) => {
+            const addresses = typeof answer === 'string' ? [{ address: answer, family: answerFamily ?? 4 }] : (answer ?? [])
             if (lookupOptions.all) callback(error, addresses)
-            else callback(error, addresses?.[0]?.address, addresses?.[0]?.family)
+            else callback(error, addresses[0]?.address, addresses[0]?.family)
           })) as never,
       },
     })

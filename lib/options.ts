@@ -3,11 +3,15 @@ import type { ConnectionOptions } from 'node:tls'
 import { InvalidOptionError } from './errors.js'
 import { realClock, type Clock } from './clock.js'
 
-/** Node's `dns.lookup` signature, called with `{ all: true }`. */
+/**
+ * Node's `dns.lookup` signature, called with `{ all: true }`; answering with
+ * one address (as without `all`) works too, so `resolverLookup()` and other
+ * `net.connect`-style lookups fit.
+ */
 export type LookupFunction = (
   hostname: string,
   options: { all: true },
-  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[] | string, family?: number) => void,
 ) => void
 
 /** PING liveness settings (`keepAlive`). */

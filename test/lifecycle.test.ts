@@ -1,7 +1,7 @@
 import http2 from 'node:http2'
 import { once } from 'node:events'
 import { afterEach, describe, expect, it } from 'vitest'
-import { Client, DrainTimeoutError, ReadOnlyError, RefusedStreamError, type ClientOptions } from '../lib/index.js'
+import { Client, DrainTimeoutError, ReadOnlyError, RefusedStreamError, type ClientOptions, type RequestOptions } from '../lib/index.js'
 import { record } from './helpers/channels.js'
 import { startBackend, startBackends, tableLookup, type Backend } from './helpers/h2-server.js'
 import { ManualClock } from './helpers/manual-clock.js'
@@ -26,7 +26,7 @@ async function setup(
   return { client, dns, base: `https://api.test:${backends[0]!.port}` }
 }
 
-const text = async (client: Client, url: string, options: Parameters<Client['request']>[1] = {}) => {
+const text = async (client: Client, url: string, options: RequestOptions = {}) => {
   const res = await client.request(url, options)
   return { body: await res.body.text(), headers: res.headers }
 }

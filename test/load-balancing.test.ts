@@ -253,7 +253,8 @@ function observed(lookup: LookupFunction): { lookup: LookupFunction; answers: { 
     answers,
     lookup: (hostname, options, callback) =>
       lookup(hostname, options, (error, addresses) => {
-        answers.push({ at: performance.now(), addresses: error ? [] : addresses.map((entry) => entry.address) })
+        const list = typeof addresses === 'string' ? [addresses] : addresses.map((entry) => entry.address)
+        answers.push({ at: performance.now(), addresses: error ? [] : list })
         callback(error, addresses)
       }),
   }
