@@ -123,7 +123,7 @@ function splitUrl(url: string | URL): { origin: string; path: string } {
  */
 export class Client extends Dispatcher {
   readonly #config: Config
-  readonly #registry = new Registry()
+  readonly #registry: Registry
   readonly #origins = new Map<string, OriginState>()
   readonly #totals = { recyclesOk: 0, recyclesFailed: 0, goaways: 0, pingTimeouts: 0, retries: 0 }
   #closing: Promise<void> | undefined
@@ -140,6 +140,7 @@ export class Client extends Dispatcher {
   constructor(options: ClientOptions = {}) {
     super()
     this.#config = new Config(options)
+    this.#registry = new Registry(this.#config.random)
   }
 
   // ── The Dispatcher contract ────────────────────────────────────────────

@@ -7,7 +7,11 @@ import type { Pool } from './pool.js'
  */
 export class Registry {
   readonly #pools = new Map<string, Pool[]>()
-  #rotation = 0
+  readonly #random: () => number
+
+  constructor(random: () => number) {
+    this.#random = random
+  }
 
   register(pool: Pool): void {
     const list = this.#pools.get(pool.origin)
@@ -27,13 +31,17 @@ export class Registry {
     return this.#pools.get(origin) ?? []
   }
 
-  /** The registered pool with the fewest in-flight streams and a free slot; ties rotate. */
+  /**
+   * The registered pool with the fewest in-flight streams and a free slot.
+   * Ties start from a random pool: a counter would lock onto one pool when
+   * requests finish and restart in lockstep with the number of pools.
+   */
   pick(origin: string): Pool | undefined {
     const list = this.#pools.get(origin)
     if (list === undefined) return undefined
     const length = list.length
     if (length === 1) return list[0]!.hasCapacity ? list[0] : undefined
-    const start = this.#rotation++ % length
+    const start = Math.floor(this.#random() * length)
     let best: Pool | undefined
     for (let i = 0; i < length; i++) {
       const pool = list[(start + i) % length]!
