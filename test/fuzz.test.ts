@@ -411,6 +411,7 @@ describe('client options', () => {
 describe('known counterexamples (found by the properties above, kept as plain cases)', () => {
   const cases: [string, () => unknown, (new (...args: never[]) => Error)?][] = [
     ['request(url, null)', () => client.request(`${base}/hello`, null as never)],
+    ['asyncRequest(url, null)', () => client.asyncRequest(`${base}/hello`, null as never).done],
     ['request() with a path option containing CR LF', () => client.request(`${base}/hello`, { path: '/a\r\nb' })],
     ['request() with a non-signal signal', () => client.request(`${base}/hello`, { signal: 5 as never })],
     ['request() with a query value that has no string form', () => client.request(`${base}/hello`, { query: { a: Object.create(null) } })],

@@ -1,0 +1,244 @@
+/**
+ * Leaks: after `close()` (or `destroy()`), drainpipe holds no handle — no
+ * socket, no timer, no DNS request — whatever the client went through; and
+ * the heap stays flat over 10,000 recycles (measured in a child process
+ * with `--expose-gc`, see test/leaks/heap-child.ts).
+ *
+ * Handles are counted with `process.getActiveResourcesInfo()` against a
+ * baseline taken once the servers are up, so what remains after the client
+ * closed can only be the client's.
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Client, resolverLookup, type ClientOptions, type LookupFunction } from '../lib/index.js'
+import { startDnsServer } from './helpers/dns-server.js'
+import { startBackend, startBackends, tableLookup, type Backend } from './helpers/h2-server.js'
+import { pki } from './helpers/pki.js'
+import { startTcpProxy } from './helpers/tcp-proxy.js'
+import { frames, response, startHostileServer } from './hostile/server.js'
+
+const cleanup: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step()
+})
+
+/** Resource types and their counts. */
+function resources(): Map<string, number> {
+  const counts = new Map<string, number>()
+  for (const name of process.getActiveResourcesInfo()) counts.set(name, (counts.get(name) ?? 0) + 1)
+  return counts
+}
+
+/** What is active now beyond the baseline (types whose count grew). */
+function beyond(baseline: Map<string, number>): Record<string, number> {
+  const extra: Record<string, number> = {}
+  for (const [name, count] of resources()) {
+    const more = count - (baseline.get(name) ?? 0)
+    if (more > 0) extra[name] = more
+  }
+  return extra
+}
+
+/** Polls (bounded) until nothing beyond the baseline is active; returns what is left otherwise. */
+async function settlesTo(baseline: Map<string, number>, limit = 3000): Promise<Record<string, number>> {
+  const deadline = Date.now() + limit
+  for (;;) {
+    const extra = beyond(baseline)
+    if (Object.keys(extra).length === 0 || Date.now() > deadline) return extra
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+async function server(options: Parameters<typeof startBackend>[0] = {}): Promise<Backend> {
+  const backend = await startBackend(options)
+  cleanup.push(() => backend.close())
+  return backend
+}
+
+function client(table: Record<string, string[]>, options: ClientOptions = {}): Client {
+  const created = new Client({ connect: { ca: pki.ca }, lookup: tableLookup(table).lookup, ...options })
+  cleanup.push(() => created.destroy())
+  return created
+}
+
+const get = async (c: Client, url: string) => (await c.request(url)).body.text()
+
+describe('no handle left after close()', () => {
+  it('after load with recycles, PING timers, idle timers and a cancelled stream', async () => {
+    const [a, b] = await startBackends(2, { firstHost: 91 }) // one port on 127.0.0.91 and .92
+    cleanup.push(() => Promise.all([a!.close(), b!.close()]))
+    const baseline = resources()
+    const c = client(
+      { 'api.test': [a!.host, b!.host] },
+      { count: 2, maxConnectionAge: 100, idleTimeout: 50, keepAlive: { interval: 200, timeout: 100 } },
+    )
+    const base = `https://api.test:${a!.port}`
+    const deadline = Date.now() + 1500
+    let requests = 0
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (Date.now() < deadline) {
+          await get(c, requests++ % 2 ? `${base}/hello` : `${base}/delay?ms=5`)
+        }
+      }),
+    )
+    const aborted = new AbortController()
+    const never = await c.request(`${base}/never`, { signal: aborted.signal })
+    aborted.abort()
+    await never.body.text().catch(() => undefined)
+    const recycles = c.stats().recycles.ok
+    await c.close()
+    const left = await settlesTo(baseline)
+    console.log(`${requests} requests, ${recycles} recycles; active beyond baseline after close(): ${JSON.stringify(left)}`)
+    expect(recycles).toBeGreaterThan(10)
+    expect(left).toEqual({})
+  })
+
+  it('after destroy() with streams in flight', async () => {
+    const a = await server({ host: '127.0.0.91' })
+    const baseline = resources()
+    const c = client({ 'api.test': [a.host] }, { keepAlive: { interval: 200, timeout: 100 } })
+    const base = `https://api.test:${a.port}`
+    const inFlight = await Promise.all(Array.from({ length: 5 }, () => c.request(`${base}/never`)))
+    const bodies = inFlight.map((res) => res.body.text().catch((error: unknown) => error))
+    const queued = c.request(`${base}/hello`).catch((error: unknown) => error)
+    await c.destroy()
+    await Promise.all([...bodies, queued])
+    expect(await settlesTo(baseline)).toEqual({})
+  })
+
+  it('after the server sent GOAWAY and the pool was replaced; close() does not wait for the drained pool', async () => {
+    const a = await server({ host: '127.0.0.91' })
+    const baseline = resources()
+    // drainTimeout bounds the wait if the drained pool never closes (then the timing assertion fails, not the run).
+    const c = client({ 'api.test': [a.host] }, { drainTimeout: 3000 })
+    const base = `https://api.test:${a.port}`
+    await get(c, `${base}/hello`)
+    a.goaway()
+    for (let i = 0; i < 5; i++) await get(c, `${base}/hello`)
+    const closing = performance.now()
+    await c.close()
+    const took = performance.now() - closing
+    expect(await settlesTo(baseline)).toEqual({})
+    // Nothing was in flight: close() has nothing to wait for.
+    expect(took).toBeLessThan(1000)
+  })
+
+  it('while running: a connection drained after a server GOAWAY is closed by the client as soon as its streams are done', async () => {
+    // A server that, like node:http2's, sends GOAWAY after each response and then waits for the client to close.
+    const server = await startHostileServer({
+      host: '127.0.0.98',
+      script: (c) => {
+        c.on('stream', (id) => {
+          c.write(response(id, 200, 'ok'))
+          c.write(frames.goaway(id))
+        })
+      },
+    })
+    cleanup.push(() => server.close())
+    // A long drainTimeout: a close by the drain deadline would not count.
+    const c = client({ 'api.test': [server.host] }, { drainTimeout: 10_000 })
+    const base = `https://api.test:${server.port}`
+    for (let i = 0; i < 10; i++) expect(await get(c, `${base}/${i}`)).toBe('ok')
+    // Each GOAWAY starts a replacement at once: the last one stays open, idle.
+    const deadline = Date.now() + 1000
+    while (server.open > 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+    console.log(`10 server GOAWAYs: ${server.connections.length} connections, ${server.open} still open 1 s after the last response`)
+    expect(server.open).toBe(1)
+    expect(c.stats().origins[base]?.pools.filter((pool) => pool.state === 'draining') ?? []).toEqual([])
+  })
+
+  it('after failed connects: refused, DNS not found, DNS SERVFAIL through resolverLookup', async () => {
+    const dns = await startDnsServer({ host: '127.0.0.93' })
+    cleanup.push(() => dns.close())
+    dns.setFailure('fail.test', 'servfail')
+    const baseline = resources()
+    const c = client({ 'refused.test': ['127.0.0.94'] }, {
+      connectTimeout: 1000,
+      origins: {
+        'https://fail.test:1': { lookup: resolverLookup({ servers: [dns.server], timeout: 200, tries: 1 }) as unknown as LookupFunction },
+      },
+    })
+    await expect(get(c, 'https://refused.test:1/')).rejects.toThrow()
+    await expect(get(c, 'https://unknown.test:1/')).rejects.toThrow()
+    await expect(get(c, 'https://fail.test:1/')).rejects.toThrow()
+    await c.close()
+    expect(await settlesTo(baseline)).toEqual({})
+  })
+
+  it('after a PING timeout on a blackholed connection', async () => {
+    const a = await server({ host: '127.0.0.91' })
+    const proxy = await startTcpProxy({ target: { host: a.host, port: a.port }, host: '127.0.0.95' })
+    cleanup.push(() => proxy.close())
+    const baseline = resources()
+    const c = client({ 'api.test': [proxy.host] }, { keepAlive: { interval: 200, timeout: 100 }, connectTimeout: 500 })
+    const base = `https://api.test:${proxy.port}`
+    const res = await c.request(`${base}/never`)
+    const body = res.body.text().catch((error: unknown) => error)
+    await once(res.body, 'data')
+    proxy.mode('blackhole')
+    await body
+    expect(c.stats().pingTimeouts).toBe(1)
+    await c.close()
+    // The proxy still holds its side of the dead link until it is closed; everything else must be gone.
+    const left = await settlesTo(baseline)
+    delete left.TCPSocketWrap
+    expect(left).toEqual({})
+    await proxy.close()
+    expect(await settlesTo(baseline)).toEqual({})
+  })
+
+  it('after requests through the HTTP/1.1 fallback (an http:// origin without h2c)', async () => {
+    const { createServer } = await import('node:http')
+    const h1 = createServer((_req, res) => res.end('h1'))
+    await new Promise<void>((resolve) => h1.listen(0, '127.0.0.96', resolve))
+    cleanup.push(() => new Promise<void>((resolve) => h1.close(() => resolve())))
+    const port = (h1.address() as { port: number }).port
+    const baseline = resources()
+    const c = client({ 'api.test': ['127.0.0.96'] })
+    expect(await get(c, `http://api.test:${port}/`)).toBe('h1')
+    await c.close()
+    h1.closeIdleConnections()
+    expect(await settlesTo(baseline)).toEqual({})
+  })
+})
+
+describe('heap', () => {
+  it('is stable over 10,000 recycles (child process, --expose-gc)', async () => {
+    const backend = await server({ host: '127.0.0.97', tls: false })
+    const script = fileURLToPath(new URL('./leaks/heap-child.ts', import.meta.url))
+    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', script, `http://api.test:${backend.port}`, backend.host, '10000'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    const kill = setTimeout(() => child.kill('SIGKILL'), 55_000)
+    const [code] = (await once(child, 'exit')) as [number | null]
+    clearTimeout(kill)
+    expect(code, stderr).toBe(0)
+    const result = JSON.parse(stdout.trim().split('\n').pop()!) as {
+      recycles: number
+      requests: number
+      heapBefore: number
+      heapAfter: number
+      delta: number
+      perRecycle: number
+      livePools: number
+      elapsed: number
+    }
+    const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(2)
+    console.log(
+      `heap over ${result.recycles} recycles (${result.requests} requests, ${(result.elapsed / 1000).toFixed(1)} s): ` +
+        `${mb(result.heapBefore)} MB → ${mb(result.heapAfter)} MB (${result.delta >= 0 ? '+' : ''}${(result.delta / 1024).toFixed(0)} KB, ` +
+        `${result.perRecycle.toFixed(1)} B per recycle), live pools ${result.livePools}`,
+    )
+    expect(result.recycles).toBeGreaterThanOrEqual(10_000)
+    expect(result.livePools).toBe(16)
+    // 1 MB over 10,000 recycles is 100 bytes each: a pool, a session or a listener kept per recycle would be far more.
+    expect(result.delta).toBeLessThan(1024 * 1024)
+  }, 60_000)
+})
