@@ -239,10 +239,20 @@ export class Client extends Dispatcher {
    * happen. Never retried: a request the server provably did not process
    * reports a `ReadOnlyError` (`unprocessed: true`) and the caller decides.
    */
-  asyncRequest(url: string | URL, options: RequestOptions = {}): AsyncRequest {
-    const { origin, path } = splitUrl(url)
+  asyncRequest(url: string | URL, options?: RequestOptions): AsyncRequest {
     const handle = new AsyncRequest()
-    this.#dispatch({ ...options, origin, path: options.path ?? path, method: options.method ?? 'GET' } as Dispatcher.DispatchOptions, handle.handler, 0)
+    let dispatchOptions: Dispatcher.DispatchOptions
+    try {
+      const { target, requestOptions } = resolveTarget(url, options)
+      const { origin, pathname, search } = new URL(target)
+      dispatchOptions = { ...requestOptions, origin, path: `${pathname}${search}`, method: requestOptions.method ?? 'GET' } as Dispatcher.DispatchOptions
+    } catch (error) {
+      // Bad arguments are reported through the handle, like every other failure.
+      handle.handler.onRequestStart?.(new Controller(() => {}) as never, {})
+      handle.handler.onResponseError?.(new Controller(() => {}) as never, error as Error)
+      return handle
+    }
+    this.#dispatch(dispatchOptions, handle.handler, 0)
     return handle
   }
 

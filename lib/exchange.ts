@@ -29,6 +29,8 @@ export interface ExchangeHost {
   readonly lostError: Error | undefined
   /** Something arrived from the peer: the connection is alive. */
   received(): void
+  /** A request timed out: the connection may be dead. */
+  suspect(): void
   /** The stream is gone, whatever the outcome: the slot is free. */
   released(exchange: Exchange): void
 }
@@ -256,7 +258,12 @@ export class Exchange {
   #arm(fallback: number, override: number | undefined, Failure: new (timeout: number) => Error): void {
     this.#clearTimer()
     const timeout = override ?? fallback
-    if (timeout > 0) this.#timer = this.#host.clock.setTimeout(() => this.terminate(new Failure(timeout)), timeout)
+    if (timeout > 0) {
+      this.#timer = this.#host.clock.setTimeout(() => {
+        this.terminate(new Failure(timeout))
+        this.#host.suspect()
+      }, timeout)
+    }
   }
 
   #clearTimer(): void {

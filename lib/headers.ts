@@ -20,7 +20,7 @@ const AUTHORITY = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+)(:\d{1,5})
 const BEYOND_LATIN1 = /[^\u0000-\u00ff]/
 
 // Connection-specific fields are forbidden in HTTP/2 (RFC 9113 §8.2.2); `te` only as "trailers".
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings'])
 
 // Fields that may appear once; node:http2 throws if given a list for them.
 const SINGLE_VALUE = new Set([

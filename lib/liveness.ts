@@ -1,8 +1,11 @@
 import type { ClientHttp2Session } from 'node:http2'
 import type { Clock, TimerHandle } from './clock.js'
 
+/** Deadline (ms) of the PING that checks a connection after a request timed out. */
+const PROBE_TIMEOUT = 2000
+
 export interface LivenessSettings {
-  /** Read at each scheduling: the origin may double it after `too_many_pings`. */
+  /** Read at each scheduling: the origin may double it after `too_many_pings`. 0: no periodic PINGs. */
   interval(): number
   timeout: number
   whenIdle: boolean
@@ -14,6 +17,12 @@ export interface LivenessSettings {
  * PING; no ACK within `timeout` means dead. Without `whenIdle`, connections
  * with no open streams are left alone, since servers such as grpc-go punish
  * idle pings.
+ *
+ * A request that timed out makes the connection suspect: a PING goes out at
+ * once, also with periodic PINGs off, with a short deadline (`PROBE_TIMEOUT`
+ * at most), and the connection takes no new streams until it is answered.
+ * node:http2 stops reading a connection it ended for a protocol error without
+ * saying so; this is how such a connection is found out.
  */
 export class Liveness {
   readonly #session: ClientHttp2Session
@@ -24,6 +33,9 @@ export class Liveness {
   #lastReceived: number
   #timer: TimerHandle | undefined
   #stopped = false
+  #pinging = false
+  #doubtful = false
+  readonly #reassured: () => void
 
   constructor(
     session: ClientHttp2Session,
@@ -31,7 +43,9 @@ export class Liveness {
     settings: LivenessSettings,
     hasStreams: () => boolean,
     onDead: () => void,
+    reassured: () => void,
   ) {
+    this.#reassured = reassured
     this.#session = session
     this.#clock = clock
     this.#settings = settings
@@ -39,6 +53,18 @@ export class Liveness {
     this.#onDead = onDead
     this.#lastReceived = clock.now()
     this.#schedule(settings.interval())
+  }
+
+  /** While true, the connection should take no new streams: a suspect PING is unanswered. */
+  get doubtful(): boolean {
+    return this.#doubtful
+  }
+
+  /** Something went quiet that should not have (a request timed out): ask the peer now. */
+  suspect(): void {
+    if (this.#doubtful) return
+    this.#doubtful = true
+    if (!this.#pinging) this.#ping(Math.min(PROBE_TIMEOUT, this.#settings.timeout))
   }
 
   received(): void {
@@ -52,7 +78,7 @@ export class Liveness {
 
   #schedule(delay: number): void {
     this.#clear()
-    if (!this.#stopped) this.#timer = this.#clock.setTimeout(() => this.#check(), delay)
+    if (!this.#stopped && this.#settings.interval() > 0) this.#timer = this.#clock.setTimeout(() => this.#check(), delay)
   }
 
   #check(): void {
@@ -63,20 +89,33 @@ export class Liveness {
     this.#ping()
   }
 
-  #ping(): void {
+  #ping(timeout = this.#settings.timeout): void {
     if (this.#session.destroyed || this.#session.closed) return
-    let acked = false
+    this.#clear()
+    this.#pinging = true
+    let answered = false
     const deadline = this.#clock.setTimeout(() => {
-      if (!acked && !this.#stopped) this.#onDead()
-    }, this.#settings.timeout)
+      if (!answered && !this.#stopped) this.#onDead()
+    }, timeout)
     this.#timer = deadline
-    this.#session.ping((error) => {
-      acked = true
+    const sent = this.#session.ping((error) => {
+      answered = true
+      this.#pinging = false
       this.#clock.clearTimeout(deadline)
-      if (error || this.#stopped) return
+      if (this.#stopped) return
+      if (error) {
+        // Cancelled because the session is going away anyway; otherwise the connection is gone.
+        if (!this.#session.destroyed && !this.#session.closed) this.#onDead()
+        return
+      }
       this.received()
       this.#schedule(this.#settings.interval())
+      if (this.#doubtful) {
+        this.#doubtful = false
+        this.#reassured()
+      }
     })
+    if (!sent) this.#onDead()
   }
 
   #clear(): void {

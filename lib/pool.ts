@@ -6,7 +6,7 @@ import { dial } from './dial.js'
 import { ConnectionLostError, ConnectTimeoutError, DrainTimeoutError, ReadOnlyError } from './errors.js'
 import { Exchange, type ExchangeHost } from './exchange.js'
 import { Liveness } from './liveness.js'
-import type { ResolvedOptions } from './options.js'
+import { defaults, type ResolvedOptions } from './options.js'
 import type { Call } from './request.js'
 
 /**
@@ -166,6 +166,8 @@ export class Pool implements ExchangeHost {
   get hasCapacity(): boolean {
     const state = this.#state
     if (state.name !== 'open' && state.name !== 'recycling') return false
+    // node:http2 tears a session down before it says so ('close' comes later): not usable meanwhile.
+    if (state.session.destroyed || state.session.closed || this.#liveness?.doubtful) return false
     return this.#exchanges.size < (state.session.remoteSettings.maxConcurrentStreams ?? Infinity)
   }
 
@@ -178,6 +180,11 @@ export class Pool implements ExchangeHost {
     const state = this.#state
     if (state.name !== 'open' && state.name !== 'recycling') {
       call.fail(new ReadOnlyError(`Pool ${this.id} is ${state.name}; the request was not processed`))
+      return
+    }
+    if (state.session.destroyed) {
+      this.transition({ type: 'session-closed', error: this.#lostError })
+      call.fail(new ReadOnlyError(`Pool ${this.id} lost its connection; the request was not processed`))
       return
     }
     const exchange = Exchange.start(this, state.session, call)
@@ -194,6 +201,10 @@ export class Pool implements ExchangeHost {
 
   received(): void {
     this.#liveness?.received()
+  }
+
+  suspect(): void {
+    this.#liveness?.suspect()
   }
 
   released(exchange: Exchange): void {
@@ -213,13 +224,15 @@ export class Pool implements ExchangeHost {
    * streams still on the wire towards them.
    */
   #closeWhenDrained(session: ClientHttp2Session): void {
-    if (this.#exchanges.size > 0 || session.closed) return
-    // node:http2 ends its half of the socket, then waits for the server's FIN,
-    // which a server that sent GOAWAY may never send: once our GOAWAY and FIN
-    // are out, the connection is done.
+    if (this.#exchanges.size > 0) return
+    // node:http2 closes a session itself after a server's GOAWAY.
+    if (!session.closed) session.close()
+    // It then ends its half of the socket and waits for the server's FIN, which a
+    // server that sent GOAWAY may never send: once our GOAWAY and FIN are out, we are done.
     const socket = this.#socket
-    socket?.once('finish', () => socket.destroy())
-    session.close()
+    if (socket === undefined || socket.destroyed) return
+    if (socket.writableFinished) socket.destroy()
+    else socket.once('finish', () => socket.destroy())
   }
 
   /** The one path by which the pool changes state. */
@@ -356,8 +369,11 @@ export class Pool implements ExchangeHost {
       this.#hooks.goaway(this, errorCode, text)
       this.transition({ type: 'goaway-received', errorCode, lastStreamId, debug: text })
     })
+    // node:http2 reports a session error (a protocol violation, a flood) as it destroys the
+    // session, well before 'close': the pool is gone from that moment.
     session.on('error', (error: Error) => {
       this.#lostError ??= error
+      this.transition({ type: 'session-closed', error })
     })
     session.on('close', () => this.transition({ type: 'session-closed', error: this.#lostError }))
     // A socket that ends without a GOAWAY is a lost connection too.
@@ -365,15 +381,18 @@ export class Pool implements ExchangeHost {
       this.#lostError ??= error
     })
     const keepAlive = this.#context.options.keepAlive
-    if (keepAlive && keepAlive.interval > 0) {
-      this.#liveness = new Liveness(
-        session,
-        this.clock,
-        { interval: () => this.#context.pingInterval(), timeout: keepAlive.timeout, whenIdle: keepAlive.whenIdle },
-        () => this.#exchanges.size > 0,
-        () => this.#pingTimedOut(),
-      )
-    }
+    this.#liveness = new Liveness(
+      session,
+      this.clock,
+      {
+        interval: () => this.#context.pingInterval(),
+        timeout: keepAlive ? keepAlive.timeout : defaults.keepAlive.timeout,
+        whenIdle: keepAlive ? keepAlive.whenIdle : false,
+      },
+      () => this.#exchanges.size > 0,
+      () => this.#pingTimedOut(),
+      () => this.#hooks.slotFreed(this),
+    )
     this.#armIdleTimer()
     publish('drainpipe:pool:connect', () => ({
       ...this.info(),
@@ -383,7 +402,7 @@ export class Pool implements ExchangeHost {
   }
 
   #pingTimedOut(): void {
-    const keepAlive = this.#context.options.keepAlive as { timeout: number }
+    const keepAlive = this.#context.options.keepAlive || defaults.keepAlive
     const interval = this.#context.pingInterval()
     this.#lostError = new ConnectionLostError(
       `No PING acknowledgement within ${keepAlive.timeout} ms (keepAlive.timeout): the connection is dead`,
@@ -408,6 +427,8 @@ export class Pool implements ExchangeHost {
             : undefined
       if (leftover) for (const exchange of [...this.#exchanges]) exchange.terminate(leftover)
       if (!session.destroyed) session.destroy()
+      // A session closed gracefully only ends its socket and waits for the peer's FIN.
+      this.#socket?.destroy()
     }
     publish('drainpipe:pool:close', () => ({
       ...this.info(),
