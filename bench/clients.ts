@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import http2 from 'node:http2'
 import type { Got } from 'got'
 import * as undici from 'undici'
-import { Client, type ClientOptions } from './drainpipe.js'
+import { Client, type ClientOptions } from '../lib/index.js'
 import type { ClientName, Target } from './common.js'
 
 export type Method = 'GET' | 'POST'

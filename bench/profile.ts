@@ -53,10 +53,20 @@ function summarise(path: string): Summary {
   const parent = new Map<number, number>()
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id)
 
-  // Self time per node from the samples and their time deltas (µs).
+  // Self time per node from the samples and their time deltas (µs). Samples
+  // under the profiler's own start/stop (profileWindow) are not the client's.
+  const profilerNodes = new Set<number>()
+  const underProfiler = (id: number): boolean => {
+    for (let cursor: number | undefined = id; cursor !== undefined; cursor = parent.get(cursor)) {
+      if (byId.get(cursor)!.callFrame.functionName === 'profileWindow') return true
+    }
+    return false
+  }
+  for (const node of profile.nodes) if (underProfiler(node.id)) profilerNodes.add(node.id)
   const self = new Map<number, number>()
   for (let i = 0; i < profile.samples.length; i++) {
     const id = profile.samples[i]!
+    if (profilerNodes.has(id)) continue
     self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0))
   }
   const total = [...self.values()].reduce((a, b) => a + b, 0)
@@ -140,7 +150,7 @@ if (callersIndex !== -1) {
   const stacks = new Map<string, number>()
   for (const [id, time] of self) {
     const node = byId.get(id)!
-    if (node.callFrame.functionName !== wanted) continue
+    if ((node.callFrame.functionName || '(anonymous)') !== wanted && key(node) !== wanted) continue
     const frames: string[] = []
     for (let cursor = parent.get(id); cursor !== undefined && frames.length < 8; cursor = parent.get(cursor)) {
       frames.push(key(byId.get(cursor)!))

@@ -86,16 +86,16 @@ const plan = quick
       large: { warmupMs: 100, durationMs: 400 },
       h2loadScenarios: ['get'] as ThroughputScenario[],
       latency: { rate: 2000, warmupMs: 300, durationMs: 1500, recycleMs: 1000, references: false },
-      recycles: { recycles: 100, warmupRecycles: 20, ageMs: 2, trickle: 4, reference: 0 },
+      recycles: { recycles: 100, warmupRecycles: 20, ageMs: 1, trickle: 2, reference: 0 },
       idleOrigins: { origins: 100, clients: ['drainpipe'] as const },
     }
   : {
       runs: Number(option('--runs') ?? 3),
-      small: { warmupMs: 1000, durationMs: 2000 },
-      large: { warmupMs: 500, durationMs: 2000 },
+      small: { warmupMs: 750, durationMs: 1500 },
+      large: { warmupMs: 300, durationMs: 1500 },
       h2loadScenarios: [...THROUGHPUT_SCENARIOS],
-      latency: { rate: 2000, warmupMs: 1000, durationMs: 8000, recycleMs: 1000, references: true },
-      recycles: { recycles: 10_000, warmupRecycles: 200, ageMs: 2, trickle: 4, reference: 2_000 },
+      latency: { rate: 2000, warmupMs: 1000, durationMs: 6000, recycleMs: 1000, references: true },
+      recycles: { recycles: 10_000, warmupRecycles: 200, ageMs: 1, trickle: 2, reference: 1_000 },
       idleOrigins: { origins: 1000, clients: ['drainpipe', 'undici Agent H2', 'node:http2 (raw)'] as const },
     }
 
@@ -138,7 +138,7 @@ let repeated = 0
 const DISTURBED = 0.3
 const RETRIES = quick ? 0 : 1
 /** Repeats allowed in the whole run, so a machine that is busy all along does not double the run time. */
-let retryBudget = quick ? 0 : Number(option('--retry-budget') ?? 25)
+let retryBudget = quick ? 0 : Number(option('--retry-budget') ?? 15)
 
 /**
  * Runs tasks in a fresh child pinned to the client core. On a shared
@@ -148,24 +148,6 @@ let retryBudget = quick ? 0 : Number(option('--retry-budget') ?? 25)
  */
 async function measure(target: Target, tasks: Task[]): Promise<Result[]> {
   let best: { results: Result[]; foreign: number } | undefined
-  for (let attempt = 0; attempt <= RETRIES; attempt++) {
-    const meter = startMeter(serverPid)
-    const { results, cpuMs, ok } = await measureOnce(target, tasks)
-    const { foreignCores } = meter.stop(cpuMs)
-    if (!ok) return results
-    if (best === undefined || foreignCores < best.foreign) best = { results, foreign: foreignCores }
-    if (foreignCores <= DISTURBED || attempt === RETRIES || retryBudget <= 0) break
-    retryBudget--
-    repeated++
-    progress(`  (others used ${foreignCores.toFixed(2)} cores; measuring again)`)
-  }
-  interference.push(best!.foreign)
-  return best!.results
-}
-
-async function measureOnce(target: Target, tasks: Task[]): Promise<{ results: Result[]; cpuMs: number; ok: boolean }> {
-  const nodeFlags: string[] = []
-  if (tasks.some((task) => task.kind === 'recycles' || task.kind === 'idle-origins')) nodeFlags.push('--expose-gc')
   const profileDir = path.join(repoRoot, 'bench', 'out', 'profiles')
   if (profile) {
     tasks = tasks.map((task) =>
@@ -174,18 +156,39 @@ async function measureOnce(target: Target, tasks: Task[]): Promise<{ results: Re
         : task,
     )
   }
-  const [command, args] = pinned(CLIENT_CPU, process.execPath, [
-    ...nodeFlags,
-    '--import',
-    'tsx',
-    path.join(repoRoot, 'bench', 'worker.ts'),
-    JSON.stringify({ target, tasks }),
-  ])
+  for (let attempt = 0; attempt <= RETRIES; attempt++) {
+    const meter = startMeter(serverPid)
+    const { results, cpuMs, ok } = await measureOnce(target, tasks)
+    const { foreignCores } = meter.stop(cpuMs)
+    if (!ok) return results
+    if (best === undefined || foreignCores < best.foreign) best = { results, foreign: foreignCores }
+    if (foreignCores <= DISTURBED || attempt === RETRIES || retryBudget <= 0 || profile) break
+    retryBudget--
+    repeated++
+    progress(`  (others used ${foreignCores.toFixed(2)} cores; measuring again)`)
+  }
+  interference.push(best!.foreign)
+  if (profile) {
+    for (const result of best!.results) {
+      const task = tasks.find((t) => t.kind === result.kind && 'client' in t && 'client' in result && t.client === result.client)
+      if (task && 'profileDir' in task && task.profileDir && (result.kind === 'throughput' || result.kind === 'latency')) {
+        const count = result.kind === 'throughput' ? result.completed : result.count
+        progress(`profile: ${path.relative(repoRoot, task.profileDir)}/ (${label(task)}: ${count} requests in the window)\n`)
+      }
+    }
+  }
+  return best!.results
+}
+
+async function measureOnce(target: Target, tasks: Task[]): Promise<{ results: Result[]; cpuMs: number; ok: boolean }> {
+  const nodeFlags: string[] = []
+  if (tasks.some((task) => task.kind === 'recycles' || task.kind === 'idle-origins')) nodeFlags.push('--expose-gc')
+  const entry = builtWorker ? [builtWorker] : ['--import', 'tsx', path.join(repoRoot, 'bench', 'worker.ts')]
+  const [command, args] = pinned(CLIENT_CPU, process.execPath, [...nodeFlags, ...entry, JSON.stringify({ target, tasks })])
   const timeoutMs = tasks.reduce((sum, task) => sum + estimateMs(task), 0) + 60_000
   const what = tasks.map(label).join(', ')
   return new Promise((resolve) => {
-    const env = builtLib ? { ...process.env, DRAINPIPE_BENCH_LIB: builtLib } : process.env
-    const child = spawn(command, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(command, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] })
     let stdout = ''
     let timedOut = false
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
@@ -223,28 +226,33 @@ function progress(text: string): void {
 const started = Date.now()
 const loadBefore = os.loadavg()[0]!
 
-/** Compiles lib/ with the project's build config into bench/out/dist; undefined when that failed. */
-function buildLib(): string | undefined {
-  const outDir = path.join(repoRoot, 'bench', 'out', 'dist')
+/**
+ * Compiles the measuring child and lib/ with the project's compiler options
+ * (bench/tsconfig.build.json → bench/out/build): the full run measures the
+ * JavaScript users get (tsx's on-the-fly transform adds `__name()` calls to
+ * closures) and children start without tsx. Undefined when that failed.
+ */
+function buildWorker(): string | undefined {
+  const outDir = path.join(repoRoot, 'bench', 'out', 'build')
   rmSync(outDir, { recursive: true, force: true })
-  progress('building lib/ with tsc (tsconfig.build.json)')
+  progress('compiling bench/worker.ts and lib/ with tsc')
   try {
-    execFileSync(process.execPath, [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', outDir, '--declaration', 'false', '--sourceMap', 'false'], {
+    execFileSync(process.execPath, [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join('bench', 'tsconfig.build.json')], {
       cwd: repoRoot,
       stdio: 'pipe',
     })
   } catch (error) {
     // tsc still emits on type errors (someone may be mid-change in lib/); only a missing output is fatal.
-    console.warn(`!! tsc reported errors building lib/:\n${String((error as { stdout?: Buffer }).stdout ?? error).slice(0, 2000)}`)
+    console.warn(`!! tsc reported errors:\n${String((error as { stdout?: Buffer }).stdout ?? error).slice(0, 2000)}`)
   }
-  const entry = path.join(outDir, 'index.js')
+  const entry = path.join(outDir, 'bench', 'worker.js')
   if (!existsSync(entry)) {
-    console.warn('!! no build output; measuring lib/ through tsx instead')
+    console.warn('!! no build output; running the children through tsx instead')
     return undefined
   }
   return entry
 }
-const builtLib = useBuild ? buildLib() : undefined
+const builtWorker = useBuild ? buildWorker() : undefined
 
 if (os.availableParallelism() < 2) console.warn('!! fewer than 2 CPUs: server and client share a core; figures are not meaningful')
 const server = await startServer(SERVER_CPU)
@@ -560,7 +568,7 @@ const environment = [
   `- Date: ${new Date().toISOString()}`,
   `- Machine: ${cpus[0]?.model ?? '?'} × ${cpus.length} (${os.availableParallelism()} usable), ${formatBytes(os.totalmem())} RAM, ${os.type()} ${os.release()} ${os.arch()}`,
   `- Node ${process.version}; undici ${version('undici')}, got ${version('got')}, http2-wrapper ${version('http2-wrapper')}, hdr-histogram-js ${version('hdr-histogram-js')}`,
-  `- drainpipe at ${git(['rev-parse', '--short', 'HEAD'])}${libDirty ? ' (lib/ has uncommitted changes)' : ''}, ${builtLib ? 'lib/ compiled by tsc (tsconfig.build.json), as published' : 'lib/ loaded through tsx'}`,
+  `- drainpipe at ${git(['rev-parse', '--short', 'HEAD'])}${libDirty ? ' (lib/ has uncommitted changes)' : ''}, ${builtWorker ? 'lib/ compiled by tsc with the project\'s options, as published' : 'lib/ loaded through tsx'}`,
   `- Server: ${server.description}; native client: ${h2loadDescription ?? 'h2load not installed'}, pinned to CPU ${CLIENT_CPU}`,
   `- Mode: ${quick ? 'quick' : 'full'}, ${plan.runs} run(s) per figure, median reported; small requests ${plan.small.warmupMs} ms warm-up + ${plan.small.durationMs} ms measured, 10 MiB ${plan.large.warmupMs} + ${plan.large.durationMs} ms, latency ${plan.latency.warmupMs} + ${plan.latency.durationMs} ms`,
   `- Load average (1 min): ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after; other processes used a median of ${median(interference).toFixed(2)} cores (max ${Math.max(0, ...interference).toFixed(2)}) during the measurements kept${repeated ? `; ${repeated} measurement(s) were repeated because others used more than ${DISTURBED} cores` : ''}${median(interference) > 0.15 ? ' — the machine was busy with other work; expect noise' : ''}; took ${elapsedS.toFixed(0)} s`,
