@@ -95,7 +95,8 @@ function resolveTarget(url: string | URL, options: RequestOptions | undefined): 
   const requestOptions = options ?? {}
   const { path: pathOption, method } = requestOptions
   if (pathOption !== undefined && (typeof pathOption !== 'string' || !pathOption.startsWith('/'))) {
-    throw new InvalidArgumentError(`Invalid path option '${String(pathOption)}': it must start with '/'`)
+    const shown = typeof pathOption === 'string' ? `'${pathOption}'` : `of type ${typeof pathOption}`
+    throw new InvalidArgumentError(`Invalid path option ${shown}: it must be a string starting with '/'`)
   }
   // undici would turn an empty method into GET; a method that is not a token is a mistake to report.
   if (method !== undefined) checkMethod(method)

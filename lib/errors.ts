@@ -6,6 +6,15 @@
  * last-stream-id, or reset with REFUSED_STREAM): it is safe to send again,
  * whatever the method. Everything else has an unknown or failed outcome.
  */
+/** Any value as text for an error message; never throws (an object may have no string form). */
+export function shown(value: unknown): string {
+  try {
+    return String(value)
+  } catch {
+    return `[${typeof value}]`
+  }
+}
+
 export class DrainpipeError extends Error {
   /** The class name, for logs. */
   override name = 'DrainpipeError'

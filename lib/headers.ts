@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2'
-import { InvalidHeaderError } from './errors.js'
+import { InvalidHeaderError, shown } from './errors.js'
 
 /** Request headers in every shape undici accepts. */
 export type HeadersInput =
@@ -58,12 +58,12 @@ function* pairs(input: Exclude<HeadersInput, null | undefined>): Iterable<[unkno
   if (Array.isArray(input)) {
     if (input.length > 0 && Array.isArray(input[0])) {
       for (const pair of input as unknown as unknown[][]) {
-        if (!Array.isArray(pair) || pair.length !== 2) throw new InvalidHeaderError(String(pair), 'expected [name, value] pairs')
+        if (!Array.isArray(pair) || pair.length !== 2) throw new InvalidHeaderError(shown(pair), 'expected [name, value] pairs')
         yield [pair[0], pair[1]]
       }
       return
     }
-    if (input.length % 2 !== 0) throw new InvalidHeaderError(String(input[input.length - 1]), 'flat header array with a name but no value')
+    if (input.length % 2 !== 0) throw new InvalidHeaderError(shown(input[input.length - 1]), 'flat header array with a name but no value')
     for (let i = 0; i < input.length; i += 2) yield [input[i], input[i + 1]]
     return
   }
@@ -75,7 +75,7 @@ function* pairs(input: Exclude<HeadersInput, null | undefined>): Iterable<[unkno
     for (const name of Object.keys(input)) yield [name, (input as Record<string, unknown>)[name]]
     return
   }
-  throw new InvalidHeaderError(String(input), 'headers must be an object, an array or an iterable of pairs')
+  throw new InvalidHeaderError(shown(input), 'headers must be an object, an array or an iterable of pairs')
 }
 
 function checkedValue(name: string, value: unknown): string {
@@ -105,7 +105,7 @@ export function toHttp2Headers(input: HeadersInput): { headers: OutgoingHttpHead
   if (input == null) return { headers, authority }
   for (const [rawName, rawValue] of pairs(input)) {
     const name = Buffer.isBuffer(rawName) ? rawName.toString('latin1') : rawName
-    if (typeof name !== 'string') throw new InvalidHeaderError(String(name), 'the name must be a string')
+    if (typeof name !== 'string') throw new InvalidHeaderError(shown(name), 'the name must be a string')
     if (name.startsWith(':')) throw new InvalidHeaderError(name, 'pseudo-headers are set by drainpipe, not by the caller')
     if (!TOKEN.test(name)) throw new InvalidHeaderError(name, 'the name is not a valid HTTP token')
     if (rawValue === undefined || rawValue === null) continue

@@ -2,7 +2,7 @@ import type { OutgoingHttpHeaders } from 'node:http2'
 import type { Dispatcher } from 'undici'
 import pRetry from 'p-retry'
 import { RequestBody, type BodyInput } from './body.js'
-import { DrainpipeError, InvalidArgumentError, InvalidHeaderError, ReadOnlyError, RefusedStreamError, RequestAbortedError } from './errors.js'
+import { DrainpipeError, InvalidArgumentError, InvalidHeaderError, ReadOnlyError, RefusedStreamError, RequestAbortedError, shown } from './errors.js'
 import { Controller, type ResponseHeaders, type Sink } from './handler.js'
 import { toHttp2Headers, type HeadersInput } from './headers.js'
 import { publish } from './channels.js'
@@ -24,7 +24,7 @@ const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const PATH = /^[\x21-\x7e]*$/
 
 export function checkMethod(method: unknown): string {
-  if (typeof method !== 'string' || !METHOD.test(method)) throw new InvalidArgumentError(`Invalid method '${String(method)}'`)
+  if (typeof method !== 'string' || !METHOD.test(method)) throw new InvalidArgumentError(`Invalid method '${shown(method)}'`)
   return method
 }
 
@@ -36,10 +36,10 @@ export function parseOrigin(origin: unknown): string {
   try {
     url = new URL(origin)
   } catch (cause) {
-    throw new InvalidArgumentError(`Invalid origin '${String(origin)}': not a URL`, { cause })
+    throw new InvalidArgumentError(`Invalid origin '${shown(origin)}': not a URL`, { cause })
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new InvalidArgumentError(`Invalid origin '${String(origin)}': the scheme must be https: or http:`)
+    throw new InvalidArgumentError(`Invalid origin '${shown(origin)}': the scheme must be https: or http:`)
   }
   return url.origin
 }
@@ -66,7 +66,7 @@ function withQuery(path: string, query: Record<string, unknown> | undefined): st
 function optionalDuration(name: string, value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new InvalidArgumentError(`Request option '${name}' must be a non-negative number of milliseconds, got ${String(value)}`)
+    throw new InvalidArgumentError(`Request option '${name}' must be a non-negative number of milliseconds, got ${shown(value)}`)
   }
   return value
 }
@@ -84,7 +84,7 @@ export function prepare(
   }
   const rawPath = options.path ?? '/'
   if (typeof rawPath !== 'string' || !(rawPath.startsWith('/') || rawPath === '*') || !PATH.test(rawPath)) {
-    throw new InvalidArgumentError(`Invalid path '${String(rawPath)}': it must start with '/' and contain no spaces or control characters`)
+    throw new InvalidArgumentError(`Invalid path '${shown(rawPath)}': it must start with '/' and contain no spaces or control characters`)
   }
   const path = withQuery(rawPath, (options as { query?: Record<string, unknown> }).query)
   const { headers, authority } = toHttp2Headers(options.headers as HeadersInput)
@@ -263,7 +263,7 @@ export class Call {
       callback()
       return true
     } catch (error) {
-      this.controller.abort(error instanceof Error ? error : new DrainpipeError(String(error), 'DRAINPIPE_HANDLER'))
+      this.controller.abort(error instanceof Error ? error : new DrainpipeError(shown(error), 'DRAINPIPE_HANDLER'))
       return false
     }
   }

@@ -1,7 +1,7 @@
 import type { LookupAddress, LookupOptions } from 'node:dns'
 import { Resolver } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { InvalidOptionError } from './errors.js'
+import { InvalidOptionError, shown } from './errors.js'
 
 /** Options of {@link resolverLookup}. */
 export interface ResolverLookupOptions {
@@ -35,13 +35,13 @@ export function resolverLookup(options: ResolverLookupOptions): Lookup {
   const { servers, family = 0, timeout = 2000, tries = 2 } = options
   const positiveInt = (name: string, value: unknown) => {
     if (!Number.isSafeInteger(value) || (value as number) < 1) {
-      throw new InvalidOptionError(`resolverLookup: options.${name} must be a positive integer, got ${String(value)}`)
+      throw new InvalidOptionError(`resolverLookup: options.${name} must be a positive integer, got ${shown(value)}`)
     }
   }
   positiveInt('timeout', timeout)
   positiveInt('tries', tries)
   if (family !== 0 && family !== 4 && family !== 6) {
-    throw new InvalidOptionError(`resolverLookup: options.family must be 0, 4 or 6, got ${String(family)}`)
+    throw new InvalidOptionError(`resolverLookup: options.family must be 0, 4 or 6, got ${shown(family)}`)
   }
   if (!Array.isArray(servers) || servers.length === 0 || !servers.every((s) => typeof s === 'string')) {
     throw new InvalidOptionError('resolverLookup: options.servers must be a non-empty array of strings')

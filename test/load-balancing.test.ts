@@ -28,7 +28,7 @@ import { Load, type Window } from './helpers/load.js'
 import { pki } from './helpers/pki.js'
 
 /** The connection age of the balance scenarios (ms). */
-const AGE = 500
+const AGE = 800
 /** max/min of the per-backend request counts. */
 const BOUND = 1.2
 /** Requests in flight at most: a multiple of `count`, so that the workers can spread evenly over the pools. */
