@@ -4,8 +4,6 @@ import {
   Dispatcher,
   Request as UndiciRequest,
   fetch as undiciFetch,
-  request as undiciRequest,
-  stream as undiciStream,
 } from 'undici'
 import { AsyncRequest } from './async-request.js'
 import type { BodyInput } from './body.js'
@@ -87,7 +85,11 @@ function typed<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-function resolveTarget(url: string | URL, options: RequestOptions | undefined): { target: string; requestOptions: RequestOptions } {
+/**
+ * The dispatch options of a `request(url, options)` call. Built here rather
+ * than by undici's URL-first helpers, which would parse the URL once more.
+ */
+function toDispatchOptions(url: string | URL, options: RequestOptions | undefined): Dispatcher.RequestOptions {
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
     throw new InvalidArgumentError(`Request options must be an object, got ${options === null ? 'null' : typeof options}`)
   }
@@ -99,8 +101,8 @@ function resolveTarget(url: string | URL, options: RequestOptions | undefined): 
     throw new InvalidArgumentError(`Invalid path option ${shown}: it must be a string starting with '/'`)
   }
   // undici would turn an empty method into GET; a method that is not a token is a mistake to report.
-  if (method !== undefined) checkMethod(method)
-  return { target: `${origin}${pathOption ?? path}`, requestOptions }
+  const checked = method === undefined ? 'GET' : checkMethod(method)
+  return { ...requestOptions, origin, path: pathOption ?? path, method: checked } as Dispatcher.RequestOptions
 }
 
 function splitUrl(url: string | URL): { origin: string; path: string } {
@@ -110,7 +112,7 @@ function splitUrl(url: string | URL): { origin: string; path: string } {
   } catch {
     return { origin: parseOrigin(url), path: '/' }
   }
-  return { origin: parseOrigin(parsed.origin), path: `${parsed.pathname}${parsed.search}` }
+  return { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` }
 }
 
 /**
@@ -186,9 +188,7 @@ export class Client extends Dispatcher {
   override request(options: Dispatcher.RequestOptions): Promise<ResponseData>
   override request(url: string | URL | Dispatcher.RequestOptions, options?: RequestOptions): Promise<ResponseData> {
     return typed(() => {
-      if (typeof url !== 'string' && !(url instanceof URL)) return super.request(url)
-      const { target, requestOptions } = resolveTarget(url, options)
-      return undiciRequest(target, { ...requestOptions, dispatcher: this } as never)
+      return super.request(typeof url === 'string' || url instanceof URL ? toDispatchOptions(url, options) : url)
     })
   }
 
@@ -208,10 +208,9 @@ export class Client extends Dispatcher {
   ): Promise<StreamResponse | Dispatcher.StreamData> {
     return typed<StreamResponse | Dispatcher.StreamData>(() => {
       if (typeof url !== 'string' && !(url instanceof URL)) return super.stream(url, options as Dispatcher.StreamFactory)
-      const { target, requestOptions } = resolveTarget(url, options as RequestOptions | undefined)
-      const withDispatcher = { ...requestOptions, dispatcher: this } as never
-      if (factory) return undiciStream(target, withDispatcher, factory)
-      return streamResponse(undiciRequest(target, withDispatcher))
+      const dispatchOptions = toDispatchOptions(url, options as RequestOptions | undefined)
+      if (factory) return super.stream(dispatchOptions, factory)
+      return streamResponse(super.request(dispatchOptions))
     })
   }
 
@@ -244,9 +243,7 @@ export class Client extends Dispatcher {
     const handle = new AsyncRequest()
     let dispatchOptions: Dispatcher.DispatchOptions
     try {
-      const { target, requestOptions } = resolveTarget(url, options)
-      const { origin, pathname, search } = new URL(target)
-      dispatchOptions = { ...requestOptions, origin, path: `${pathname}${search}`, method: requestOptions.method ?? 'GET' } as Dispatcher.DispatchOptions
+      dispatchOptions = toDispatchOptions(url, options) as Dispatcher.DispatchOptions
     } catch (error) {
       // Bad arguments are reported through the handle, like every other failure.
       handle.handler.onRequestStart?.(new Controller(() => {}) as never, {})

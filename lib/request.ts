@@ -28,7 +28,23 @@ export function checkMethod(method: unknown): string {
   return method
 }
 
+// Requests name the same few origins over and over: parse each once.
+const parsedOrigins = new Map<string, string>()
+const MAX_PARSED_ORIGINS = 1024
+
 export function parseOrigin(origin: unknown): string {
+  if (typeof origin === 'string') {
+    const known = parsedOrigins.get(origin)
+    if (known !== undefined) return known
+    const parsed = parseOriginOnce(origin)
+    if (parsedOrigins.size >= MAX_PARSED_ORIGINS) parsedOrigins.clear()
+    parsedOrigins.set(origin, parsed)
+    return parsed
+  }
+  return parseOriginOnce(origin)
+}
+
+function parseOriginOnce(origin: unknown): string {
   if (typeof origin !== 'string' && !(origin instanceof URL)) {
     throw new InvalidArgumentError(`Invalid origin: expected a string or URL, got ${origin === null ? 'null' : typeof origin}`)
   }
