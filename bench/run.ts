@@ -137,8 +137,16 @@ const interference: number[] = []
 let repeated = 0
 const DISTURBED = 0.3
 const RETRIES = quick ? 0 : 1
-/** Repeats allowed in the whole run, so a machine that is busy all along does not double the run time. */
-let retryBudget = quick ? 0 : Number(option('--retry-budget') ?? 15)
+/**
+ * Repeats allowed per section (so a machine that is busy all along does not
+ * double the run time, and the throughput section cannot use up the
+ * latency section's share).
+ */
+const retryBudgets = { throughput: 12, latency: 4, memory: 2 }
+let retryBudget = 0
+const section = (name: keyof typeof retryBudgets) => {
+  retryBudget = quick ? 0 : retryBudgets[name]
+}
 
 /**
  * Runs tasks in a fresh child pinned to the client core. On a shared
@@ -293,6 +301,7 @@ const rotate = <T>(list: readonly T[], by: number): T[] => list.map((_, i) => li
 
 try {
   if (only.has('throughput')) {
+    section('throughput')
     const timing = (scenario: ThroughputScenario) => (scenario === 'upload' || scenario === 'download' ? plan.large : plan.small)
     const task = (client: ClientName, scenario: ThroughputScenario): Task => ({
       kind: 'throughput',
@@ -326,6 +335,7 @@ try {
   }
 
   if (only.has('latency')) {
+    section('latency')
     const { rate, warmupMs, durationMs, recycleMs } = plan.latency
     const configs: { client: ClientName; recycleMs: number | undefined; runs: number }[] = [
       { client: 'drainpipe request()', recycleMs: undefined, runs: plan.runs },
@@ -345,6 +355,7 @@ try {
   }
 
   if (only.has('memory')) {
+    section('memory')
     const { recycles, warmupRecycles, ageMs, trickle, reference } = plan.recycles
     const recycleTasks: Task[] = [{ kind: 'recycles', client: 'drainpipe', recycles, warmupRecycles, ageMs, trickle }]
     if (reference > 0) recycleTasks.push({ kind: 'recycles', client: 'node:http2 (raw)', recycles: reference, warmupRecycles, ageMs: 0, trickle: 1 })
