@@ -13,8 +13,27 @@ export interface DialTarget {
   tls: ConnectOptions
 }
 
-/** Our local SETTINGS: we never accept server push. */
-const settings: http2.Settings = { enablePush: false }
+/**
+ * Our local SETTINGS: no server push, and a 1 MiB stream window (a 4 MiB
+ * connection window is set once connected). Node's 64 KiB default leaves a
+ * download waiting on WINDOW_UPDATE round trips most of the time (about 3×
+ * slower on 10 MiB in bench/); memory stays bounded by these windows.
+ */
+const settings: http2.Settings = { enablePush: false, initialWindowSize: 1 << 20 }
+const CONNECTION_WINDOW = 4 << 20
+
+// Building a TLS context parses the CA bundle (and copies the root store):
+// ~1 ms of blocking work per connection. One per `connect` options object.
+const secureContexts = new WeakMap<ConnectOptions, tls.SecureContext>()
+
+function secureContextFor(options: ConnectOptions): tls.SecureContext {
+  let context = secureContexts.get(options)
+  if (context === undefined) {
+    context = tls.createSecureContext(options)
+    secureContexts.set(options, context)
+  }
+  return context
+}
 
 /**
  * Opens a TCP (and TLS) connection to a resolved address and starts an
@@ -59,6 +78,7 @@ export function dial(target: DialTarget, signal: AbortSignal): Promise<Dialed> {
       created.once('close', onEarlyClose)
       created.once('remoteSettings', () => {
         signal.removeEventListener('abort', onAbort)
+        created.setLocalWindowSize(CONNECTION_WINDOW)
         created.off('error', onEarlyError)
         created.off('close', onEarlyClose)
         resolve({ session: created, socket })
@@ -74,6 +94,7 @@ export function dial(target: DialTarget, signal: AbortSignal): Promise<Dialed> {
       socket = tls.connect({
         ...(servername === undefined ? {} : { servername }),
         ...target.tls,
+        secureContext: target.tls.secureContext ?? secureContextFor(target.tls),
         host: address,
         port,
         ALPNProtocols: ['h2', 'http/1.1'],

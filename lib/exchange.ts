@@ -73,6 +73,8 @@ export class Exchange {
   /** Set when the outcome was reported (or the caller cancelled): 'close' then has nothing to say. */
   #settled = false
   #responded = false
+  #bodyTimer = false
+  #lastData = 0
   /**
    * node:http2 can emit a stream's first DATA (and even its end) before its
    * 'response' event, which it defers with nextTick in some states: hold them.
@@ -128,7 +130,7 @@ export class Exchange {
       stream.resume()
       this.#armBodyTimer()
     }
-    this.#arm(this.#host.headersTimeout, call.request.headersTimeout, HeadersTimeoutError)
+    this.#armHeadersTimer()
     stream.on('response', (headers: IncomingHttpHeaders) => this.#onResponse(headers))
     stream.on('trailers', (trailers: IncomingHttpHeaders) => {
       this.#host.received()
@@ -251,22 +253,46 @@ export class Exchange {
     if (!this.#stream.closed && !this.#stream.destroyed) this.#stream.close(NGHTTP2_CANCEL)
   }
 
+  /**
+   * The body timeout counts from the last chunk. Re-arming a timer on every
+   * DATA frame is costly; the timer instead checks, when it fires, how long
+   * the stream has really been quiet.
+   */
   #armBodyTimer(): void {
-    if (this.#responded) this.#arm(this.#host.bodyTimeout, this.call.request.bodyTimeout, BodyTimeoutError)
+    if (!this.#responded) return
+    const clock = this.#host.clock
+    this.#lastData = clock.now()
+    if (this.#bodyTimer) return
+    const timeout = this.call.request.bodyTimeout ?? this.#host.bodyTimeout
+    this.#clearTimer()
+    if (timeout <= 0) return
+    this.#bodyTimer = true
+    const check = () => {
+      const quiet = clock.now() - this.#lastData
+      if (quiet < timeout) {
+        this.#timer = clock.setTimeout(check, timeout - quiet)
+        return
+      }
+      this.#expire(new BodyTimeoutError(timeout))
+    }
+    this.#timer = clock.setTimeout(check, timeout)
   }
 
-  #arm(fallback: number, override: number | undefined, Failure: new (timeout: number) => Error): void {
-    this.#clearTimer()
-    const timeout = override ?? fallback
-    if (timeout > 0) {
-      this.#timer = this.#host.clock.setTimeout(() => {
-        this.terminate(new Failure(timeout))
-        this.#host.suspect()
-      }, timeout)
-    }
+  #armHeadersTimer(): void {
+    const timeout = this.call.request.headersTimeout ?? this.#host.headersTimeout
+    if (timeout > 0) this.#timer = this.#host.clock.setTimeout(() => this.#expire(new HeadersTimeoutError(timeout)), timeout)
+  }
+
+  /** A timeout ended the stream: the connection itself may be dead. */
+  #expire(error: Error): void {
+    this.#timer = undefined
+    this.#bodyTimer = false
+    this.terminate(error)
+    this.#host.suspect()
   }
 
   #clearTimer(): void {
+    this.#bodyTimer = false
     if (this.#timer !== undefined) {
       this.#host.clock.clearTimeout(this.#timer)
       this.#timer = undefined

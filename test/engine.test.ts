@@ -317,6 +317,13 @@ describe('aborts, resets and trailers', () => {
     expect(res.trailers).toMatchObject({ 'grpc-status': '0', 'x-checksum': 'abc' })
   })
 
+  it('bodyTimeout fails a response whose body stops, counted from the last chunk', async () => {
+    const res = await client.request(`${base}/never`, { bodyTimeout: 100 })
+    const started = performance.now()
+    await expect(res.body.text()).rejects.toMatchObject({ code: 'DRAINPIPE_BODY_TIMEOUT' })
+    expect(performance.now() - started).toBeGreaterThanOrEqual(90)
+  })
+
   it('headersTimeout fails a request whose headers never come', async () => {
     await expect(client.request(`${base}/delay?ms=2000`, { headersTimeout: 50 })).rejects.toMatchObject({
       code: 'DRAINPIPE_HEADERS_TIMEOUT',
