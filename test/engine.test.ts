@@ -76,6 +76,42 @@ describe('through undici and Node APIs', () => {
     expect((await res.body.arrayBuffer()).byteLength).toBe(0) // dump discards the body
   })
 
+  it('composes with dns and decompress interceptors', async () => {
+    const { gzipSync } = await import('node:zlib')
+    const gzipped = await startBackend({
+      host: '127.0.0.1',
+      handler: (_req, res) => {
+        res.writeHead(200, { 'content-encoding': 'gzip', 'content-type': 'text/plain' })
+        res.end(gzipSync('compressed hello'))
+      },
+    })
+    const composed = client.compose(
+      interceptors.dns({ lookup: (_origin, _options, callback) => callback(null, [{ address: '127.0.0.1', family: 4 }]) }),
+      interceptors.decompress(),
+    )
+    try {
+      // The dns interceptor rewrites the origin to the address (the certificate names 127.0.0.1)
+      // and keeps the name in the host header.
+      const res = await undiciRequest(`https://api.test:${gzipped.port}/`, { dispatcher: composed })
+      expect(await res.body.text()).toBe('compressed hello')
+      expect(gzipped.requests).toBe(1)
+    } finally {
+      await gzipped.close()
+    }
+  })
+
+  it("fetch() streams a request body with duplex: 'half'", async () => {
+    const body = new ReadableStream({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('half '))
+        controller.enqueue(new TextEncoder().encode('duplex'))
+        controller.close()
+      },
+    })
+    const res = await client.fetch(`${base}/echo`, { method: 'POST', body, duplex: 'half' } as RequestInit)
+    expect(await res.text()).toBe('half duplex')
+  })
+
   it('request(), stream() and asyncRequest() on the client', async () => {
     const res = await client.request(`${base}/headers`, { headers: { 'x-one': '1' } })
     expect((await res.body.json()) as Record<string, string>).toMatchObject({ 'x-one': '1', ':method': 'GET' })
