@@ -234,6 +234,18 @@ function progress(text: string): void {
 const started = Date.now()
 const loadBefore = os.loadavg()[0]!
 
+const git = (args: string[]) => {
+  try {
+    return execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).trim()
+  } catch {
+    return '?'
+  }
+}
+// The lib/ measured is the one compiled (or loaded) now: record its commit now, not at the end.
+const libCommit = git(['log', '-1', '--format=%h', '--', 'lib'])
+const headCommit = git(['rev-parse', '--short', 'HEAD'])
+const libDirty = git(['status', '--porcelain', '--', 'lib']) !== ''
+
 /**
  * Compiles the measuring child and lib/ with the project's compiler options
  * (bench/tsconfig.build.json → bench/out/build): the full run measures the
@@ -600,20 +612,12 @@ const version = (name: string) => {
     return '?'
   }
 }
-const git = (args: string[]) => {
-  try {
-    return execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).trim()
-  } catch {
-    return '?'
-  }
-}
-const libDirty = git(['status', '--porcelain', '--', 'lib']) !== ''
 const cpus = os.cpus()
 const environment = [
   `- Date: ${new Date().toISOString()}`,
   `- Machine: ${cpus[0]?.model ?? '?'} × ${cpus.length} (${os.availableParallelism()} usable), ${formatBytes(os.totalmem())} RAM, ${os.type()} ${os.release()} ${os.arch()}`,
   `- Node ${process.version}; undici ${version('undici')}, got ${version('got')}, http2-wrapper ${version('http2-wrapper')}, hdr-histogram-js ${version('hdr-histogram-js')}`,
-  `- drainpipe at ${git(['rev-parse', '--short', 'HEAD'])}${libDirty ? ' (lib/ has uncommitted changes)' : ''}, ${builtWorker ? 'lib/ compiled by tsc with the project\'s options, as published' : 'lib/ loaded through tsx'}`,
+  `- drainpipe at ${headCommit} (last change to lib/: ${libCommit})${libDirty ? ' with uncommitted changes in lib/' : ''}, ${builtWorker ? 'lib/ compiled by tsc with the project\'s options, as published' : 'lib/ loaded through tsx'}`,
   `- Server: ${server.description}; native client: ${h2loadDescription ?? 'h2load not installed'}, pinned to CPU ${CLIENT_CPU}`,
   `- Mode: ${quick ? 'quick' : 'full'}, ${plan.runs} run(s) per figure, median reported; small requests ${plan.small.warmupMs} ms warm-up + ${plan.small.durationMs} ms measured, 10 MiB ${plan.large.warmupMs} + ${plan.large.durationMs} ms, latency ${plan.latency.warmupMs} + ${plan.latency.durationMs} ms`,
   `- Load average (1 min): ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after; other processes used a median of ${median(interference).toFixed(2)} cores (max ${Math.max(0, ...interference).toFixed(2)}) during the measurements kept${repeated ? `; ${repeated} measurement(s) were repeated because others used more than ${DISTURBED} cores` : ''}${median(interference) > 0.15 ? ' — the machine was busy with other work; expect noise' : ''}; took ${elapsedS.toFixed(0)} s`,
