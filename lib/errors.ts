@@ -1,11 +1,3 @@
-/**
- * Every error drainpipe raises is a `DrainpipeError` with a stable `code`.
- *
- * `unprocessed: true` means the server provably never handled the request
- * (refused by a read-only pool before a byte was written, above a GOAWAY's
- * last-stream-id, or reset with REFUSED_STREAM): it is safe to send again,
- * whatever the method. Everything else has an unknown or failed outcome.
- */
 /** Any value as text for an error message; never throws (an object may have no string form). */
 export function shown(value: unknown): string {
   try {
@@ -15,6 +7,14 @@ export function shown(value: unknown): string {
   }
 }
 
+/**
+ * Every error drainpipe raises is a `DrainpipeError` with a stable `code`.
+ *
+ * `unprocessed: true` means the server provably never handled the request
+ * (refused by a read-only pool before a byte was written, above a GOAWAY's
+ * last-stream-id, or reset with REFUSED_STREAM): it is safe to send again,
+ * whatever the method. Everything else has an unknown or failed outcome.
+ */
 export class DrainpipeError extends Error {
   /** The class name, for logs. */
   override name = 'DrainpipeError'
