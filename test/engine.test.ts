@@ -86,7 +86,7 @@ describe('through undici and Node APIs', () => {
       },
     })
     const composed = client.compose(
-      interceptors.dns({ lookup: (_origin, _options, callback) => callback(null, [{ address: '127.0.0.1', family: 4 }]) }),
+      interceptors.dns({ lookup: (_origin, _options, callback) => callback(null, [{ address: '127.0.0.1', family: 4, ttl: 60 }]) }),
       interceptors.decompress(),
     )
     try {
@@ -108,7 +108,7 @@ describe('through undici and Node APIs', () => {
         controller.close()
       },
     })
-    const res = await client.fetch(`${base}/echo`, { method: 'POST', body, duplex: 'half' } as RequestInit)
+    const res = await client.fetch(`${base}/echo`, { method: 'POST', body, duplex: 'half' } as never)
     expect(await res.text()).toBe('half duplex')
   })
 
