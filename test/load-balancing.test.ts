@@ -343,14 +343,14 @@ async function removal(resolver: Resolver): Promise<void> {
   expect(nextLookup, `a lookup after the removal\n${timeline()}`).toBeDefined()
   const drained = drains.filter((drain) => drain.address === gone && drain.at >= removedAt)
   expect(drained.map((drain) => drain.id)).toContain(fresh.id)
-  for (const drain of drained) {
-    // Recycled because of the lookup (successor first), not because of its age.
-    expect(drain.reason).toBe('successor-ready')
-    expect(drain.at).toBeGreaterThanOrEqual(nextLookup!.at)
-    expect(drain.at - nextLookup!.at, 'from the lookup to the drain (a successor connects)').toBeLessThan(0.5 * age)
-  }
-  // Its age limit is at least `age`.
-  expect(goneAt - fresh.at, `age of the evicted pool\n${timeline()}`).toBeLessThan(0.9 * age)
+  for (const drain of drained) expect(drain.reason).toBe('successor-ready')
+  // The pool that connected just before the removal is recycled because of the lookup (successor
+  // first), not because of its age; older pools on that address may have reached their age meanwhile.
+  const freshDrain = drained.find((drain) => drain.id === fresh.id)!
+  expect(freshDrain.at).toBeGreaterThanOrEqual(nextLookup!.at)
+  expect(freshDrain.at - nextLookup!.at, 'from the lookup to the drain (a successor connects)').toBeLessThan(age)
+  // Its age limit is at least `age` (age + jitter): gone before that, it was evicted, not aged out.
+  expect(goneAt - fresh.at, `age of the evicted pool\n${timeline()}`).toBeLessThan(age)
   expect(connects.filter((connect) => connect.at >= removedAt && connect.address === gone)).toEqual([])
   expect(pools(client, origin).filter((pool) => live(pool) && pool.address === gone)).toEqual([])
   expectNoFailures(load)
