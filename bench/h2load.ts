@@ -23,7 +23,8 @@ export interface H2loadRun {
 
 /**
  * Runs h2load for one scenario: one connection, 100 streams for small
- * requests, 1 for 10 MiB transfers; `-D` seconds after a warm-up.
+ * requests, 1 for 10 MiB transfers; measured for `durationMs` after a
+ * warm-up. Undefined when h2load is not installed; throws when it fails.
  */
 export async function h2load(
   scenario: ThroughputScenario,
@@ -36,8 +37,9 @@ export async function h2load(
   const binary = which('h2load')
   if (binary === undefined) return undefined
   const large = scenario === 'upload' || scenario === 'download'
-  const args = ['-c', '1', '-m', large ? '1' : '100', '-D', `${Math.max(1, Math.round(durationMs / 1000))}`]
-  if (warmupMs > 0) args.push(`--warm-up-time=${Math.max(0.1, warmupMs / 1000)}`)
+  // h2load's durations are integers with a unit (1500ms), never fractions.
+  const args = ['-c', '1', '-m', large ? '1' : '100', '-D', `${Math.max(100, Math.round(durationMs))}ms`]
+  if (warmupMs > 0) args.push(`--warm-up-time=${Math.round(warmupMs)}ms`)
   if (scenario === 'post') args.push('-d', path.join(docroot, 'post.json'))
   if (scenario === 'upload') args.push('-d', path.join(docroot, PATHS.large.slice(1)))
   args.push(`${origin}${scenario === 'download' ? PATHS.large : PATHS.small}`)
@@ -52,10 +54,7 @@ export async function h2load(
   })
   const rate = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(output)
   const failed = /requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed/.exec(output)
-  if (!rate) {
-    console.warn(`h2load ${scenario}: could not parse its output:\n${output}`)
-    return undefined
-  }
+  if (!rate) throw new Error(`h2load ${scenario}: could not parse its output: ${output.trim().slice(0, 500)}`)
   const perSecond = Number(rate[1])
   return { scenario, value: large ? (perSecond * LARGE_SIZE) / 2 ** 20 : perSecond, failed: Number(failed?.[1] ?? 0) }
 }

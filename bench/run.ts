@@ -326,8 +326,13 @@ try {
       for (const scenario of plan.h2loadScenarios) {
         progress(`run ${run + 1}/${plan.runs}: h2load ${scenario}`)
         const { warmupMs, durationMs } = timing(scenario)
-        const result = await h2load(scenario, target.origin, server.docroot, warmupMs, durationMs, CLIENT_CPU)
-        if (result) native.set(scenario, [...(native.get(scenario) ?? []), result.value])
+        try {
+          const result = await h2load(scenario, target.origin, server.docroot, warmupMs, durationMs, CLIENT_CPU)
+          if (result) native.set(scenario, [...(native.get(scenario) ?? []), result.value])
+          if (result?.failed) failures.push(`h2load ${scenario}: ${result.failed} failed requests`)
+        } catch (error) {
+          failures.push((error as Error).message)
+        }
       }
       if (quick) {
         // One child per client for all four scenarios: the harness is exercised in well under a minute.
