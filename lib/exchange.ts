@@ -117,10 +117,6 @@ export class Exchange {
     return exchange
   }
 
-  get streamId(): number | undefined {
-    return this.#stream.id
-  }
-
   #wire(): void {
     const stream = this.#stream
     const call = this.call

@@ -161,10 +161,6 @@ export class Call {
     this.controller = new Controller((reason) => this.#aborted(reason))
   }
 
-  get done(): boolean {
-    return this.#done
-  }
-
   /** Hands the request to the caller's handler, then routes it. */
   start(): void {
     if (!this.#guard(() => this.#sink.start(this.controller))) return
