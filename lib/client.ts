@@ -140,6 +140,12 @@ export class Client extends Dispatcher {
     goaway: (pool, errorCode, debug) => this.#goaway(pool, errorCode, debug),
   }
 
+  // Made once, not per request: every call is routed and counted the same way.
+  readonly #routeCall = (call: Call) => this.#route(call)
+  readonly #countRetry = () => {
+    this.#totals.retries++
+  }
+
   constructor(options: ClientOptions = {}) {
     super()
     this.#config = new Config(options)
@@ -158,9 +164,9 @@ export class Client extends Dispatcher {
     try {
       if (this.#closing) throw new ClientClosedError(this.#destroyed ? 'The client was destroyed' : 'The client is closed')
       const request = prepare(options, (origin) => this.#config.for(origin).retryBufferSize)
-      call = new Call(request, sink, (next) => this.#route(next), {
+      call = new Call(request, sink, this.#routeCall, {
         retries: retries ?? this.#config.for(request.origin).retries,
-        onRetry: () => this.#totals.retries++,
+        onRetry: this.#countRetry,
       })
     } catch (error) {
       // undici's contract: invalid input is reported through the handler, never thrown.
