@@ -149,7 +149,7 @@ export class Client extends Dispatcher {
   constructor(options: ClientOptions = {}) {
     super()
     this.#config = new Config(options)
-    this.#registry = new Registry(this.#config.random)
+    this.#registry = new Registry()
   }
 
   // ── The Dispatcher contract ────────────────────────────────────────────

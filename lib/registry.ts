@@ -7,11 +7,9 @@ import type { Pool } from './pool.js'
  */
 export class Registry {
   readonly #pools = new Map<string, Pool[]>()
-  readonly #random: () => number
-
-  constructor(random: () => number) {
-    this.#random = random
-  }
+  /** When each pool was last picked (a pick counter, not a clock): ties go to the longest-unpicked. */
+  readonly #lastPicked = new WeakMap<Pool, number>()
+  #picks = 0
 
   register(pool: Pool): void {
     const list = this.#pools.get(pool.origin)
@@ -32,21 +30,32 @@ export class Registry {
   }
 
   /**
-   * The registered pool with the fewest in-flight streams and a free slot.
-   * Ties start from a random pool: a counter would lock onto one pool when
-   * requests finish and restart in lockstep with the number of pools.
+   * The registered pool with the fewest in-flight streams and a free slot;
+   * ties rotate: the tied pool picked longest ago wins. Under light load
+   * (nothing in flight) that is exact round robin, so every pool gets the
+   * same share; a random tie-break would leave the shares to chance, and a
+   * shared start index would lock onto one pool when requests finish and
+   * restart in lockstep with the number of pools.
    */
   pick(origin: string): Pool | undefined {
     const list = this.#pools.get(origin)
     if (list === undefined) return undefined
-    const length = list.length
-    if (length === 1) return list[0]!.hasCapacity ? list[0] : undefined
-    const start = Math.floor(this.#random() * length)
+    if (list.length === 1) return list[0]!.hasCapacity ? list[0] : undefined
     let best: Pool | undefined
-    for (let i = 0; i < length; i++) {
-      const pool = list[(start + i) % length]!
-      if (pool.hasCapacity && (best === undefined || pool.inFlight < best.inFlight)) best = pool
+    let bestInFlight = Infinity
+    let bestPicked = Infinity
+    for (const pool of list) {
+      if (!pool.hasCapacity) continue
+      const inFlight = pool.inFlight
+      if (inFlight > bestInFlight) continue
+      const picked = this.#lastPicked.get(pool) ?? -1
+      if (inFlight < bestInFlight || picked < bestPicked) {
+        best = pool
+        bestInFlight = inFlight
+        bestPicked = picked
+      }
     }
+    if (best !== undefined) this.#lastPicked.set(best, this.#picks++)
     return best
   }
 }

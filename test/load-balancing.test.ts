@@ -230,6 +230,7 @@ async function expectBalancedWithin(load: Load, since: number, expected: string[
     since,
     age,
   )}`
+  console.log(`balance from 1.5 × age: max/min ${window.ratio.toFixed(2)} over ${window.total} requests`)
   expect(window.total, report).toBeGreaterThanOrEqual(needed)
   expect(window.ratio, report).toBeLessThanOrEqual(BOUND)
 }
