@@ -23,7 +23,7 @@ import { Http1Fallback } from './http1.js'
 import { Config, type ClientOptions, type ResolvedOptions } from './options.js'
 import { Pool, type ExpiryReason, type OriginContext, type PoolEvent, type PoolHooks, type PoolState } from './pool.js'
 import { Registry } from './registry.js'
-import { Call, checkMethod, parseOrigin, prepare } from './request.js'
+import { Call, checkMethod, isCanonicalOrigin, parseOrigin, prepare } from './request.js'
 import { streamResponse, type StreamResponse } from './stream-response.js'
 import type { ClientStats, PoolStats } from './stats.js'
 
@@ -102,10 +102,30 @@ function toDispatchOptions(url: string | URL, options: RequestOptions | undefine
   }
   // undici would turn an empty method into GET; a method that is not a token is a mistake to report.
   const checked = method === undefined ? 'GET' : checkMethod(method)
-  return { ...requestOptions, origin, path: pathOption ?? path, method: checked } as Dispatcher.RequestOptions
+  // Not a spread: `{ ...options, method }` when options has its own `method`
+  // takes a slow path in V8 (~2.5 µs a request, more than the rest of this file).
+  const dispatchOptions = Object.assign({}, requestOptions) as Dispatcher.RequestOptions
+  dispatchOptions.origin = origin
+  dispatchOptions.path = pathOption ?? path
+  dispatchOptions.method = checked as Dispatcher.HttpMethod
+  return dispatchOptions
 }
 
-function splitUrl(url: string | URL): { origin: string; path: string } {
+// A path URL parsing would keep as it is: no percent-encoding to add, no
+// dot segments to remove, no backslash, fragment, quote or empty query to rewrite.
+const PLAIN_PATH = /^\/[\w\-.~!$&()*+,;=:@/?]*$/
+
+/** A request URL as undici's `origin` and `path` (exported for the tests). */
+export function splitUrl(url: string | URL): { origin: string; path: string } {
+  if (typeof url === 'string') {
+    // Most calls name an origin seen before, in canonical form: slice instead of parsing.
+    const slash = url.indexOf('/', url.indexOf('//') + 2)
+    if (slash > 0) {
+      const origin = url.slice(0, slash)
+      const path = url.slice(slash)
+      if (isCanonicalOrigin(origin) && PLAIN_PATH.test(path) && !path.includes('/.') && !path.endsWith('?')) return { origin, path }
+    }
+  }
   let parsed: URL
   try {
     parsed = typeof url === 'string' ? new URL(url) : url

@@ -44,6 +44,11 @@ export function parseOrigin(origin: unknown): string {
   return parseOriginOnce(origin)
 }
 
+/** Whether `origin` is an origin already parsed and in its canonical form (as `URL#origin` writes it). */
+export function isCanonicalOrigin(origin: string): boolean {
+  return parsedOrigins.get(origin) === origin
+}
+
 function parseOriginOnce(origin: unknown): string {
   if (typeof origin !== 'string' && !(origin instanceof URL)) {
     throw new InvalidArgumentError(`Invalid origin: expected a string or URL, got ${origin === null ? 'null' : typeof origin}`)

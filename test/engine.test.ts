@@ -12,6 +12,7 @@ import {
   ConnectError,
 } from '../lib/index.js'
 import { pattern, startBackend, tableLookup, type Backend } from './helpers/h2-server.js'
+import { ManualClock } from './helpers/manual-clock.js'
 import { pki } from './helpers/pki.js'
 
 let backend: Backend
@@ -364,6 +365,86 @@ describe('aborts, resets and trailers', () => {
     await expect(client.request(`${base}/delay?ms=2000`, { headersTimeout: 50 })).rejects.toMatchObject({
       code: 'DRAINPIPE_HEADERS_TIMEOUT',
     })
+  })
+})
+
+describe('headers and body timeouts on one timer (manual clock)', () => {
+  /** A backend whose /drip response sends a chunk each time the test calls drip(). */
+  async function dripping(options: { headersTimeout: number; bodyTimeout: number }) {
+    const clock = new ManualClock()
+    let drip: (() => void) | undefined
+    const server = await startBackend({
+      host: '127.0.0.3',
+      handler: (req, res) => {
+        if (req.url !== '/drip') return false
+        res.writeHead(200)
+        res.write('a')
+        drip = () => res.write('b')
+      },
+    })
+    const timed = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': ['127.0.0.3'] }).lookup, clock, ...options })
+    const res = await timed.request(`https://api.test:${server.port}/drip`)
+    const chunks = res.body[Symbol.asyncIterator]()
+    let failed: { error: unknown; at: number } | undefined
+    const next = async () => {
+      try {
+        return String((await chunks.next()).value)
+      } catch (error) {
+        failed = { error, at: clock.now() }
+        throw error
+      }
+    }
+    // Lets the error of a fired timer reach the body (stream errors travel by nextTick).
+    const settle = () => new Promise((resolve) => setImmediate(resolve))
+    return {
+      clock,
+      next,
+      drip: () => drip!(),
+      failure: () => failed,
+      settle,
+      close: async () => {
+        await timed.destroy()
+        await server.close()
+      },
+    }
+  }
+
+  it('a body timeout shorter than the headers timeout counts from the last chunk', async () => {
+    const t = await dripping({ headersTimeout: 10_000, bodyTimeout: 1_000 })
+    try {
+      expect(await t.next()).toBe('a')
+      t.clock.advance(900)
+      const b = t.next()
+      t.drip()
+      expect(await b).toBe('b') // at 900: the body deadline moves to 1,900
+      const stalled = t.next().catch(() => {})
+      t.clock.advance(999)
+      await t.settle()
+      expect(t.failure()).toBeUndefined()
+      t.clock.advance(1)
+      await stalled
+      expect(t.failure()?.at).toBe(1_900)
+      expect(t.failure()?.error).toMatchObject({ code: 'DRAINPIPE_BODY_TIMEOUT' })
+    } finally {
+      await t.close()
+    }
+  })
+
+  it('a headers timeout shorter than the body timeout does not cut a body that keeps within it', async () => {
+    const t = await dripping({ headersTimeout: 100, bodyTimeout: 5_000 })
+    try {
+      expect(await t.next()).toBe('a')
+      const stalled = t.next().catch(() => {})
+      t.clock.advance(4_999)
+      await t.settle()
+      expect(t.failure()).toBeUndefined()
+      t.clock.advance(1)
+      await stalled
+      expect(t.failure()?.at).toBe(5_000)
+      expect(t.failure()?.error).toMatchObject({ code: 'DRAINPIPE_BODY_TIMEOUT' })
+    } finally {
+      await t.close()
+    }
   })
 })
 

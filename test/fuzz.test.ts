@@ -13,6 +13,8 @@ import { Readable } from 'node:stream'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Client, DrainpipeError, InvalidArgumentError, InvalidHeaderError, InvalidOptionError } from '../lib/index.js'
+import { splitUrl } from '../lib/client.js'
+import { parseOrigin } from '../lib/request.js'
 import { startBackend, type Backend } from './helpers/h2-server.js'
 import { pki } from './helpers/pki.js'
 
@@ -212,6 +214,33 @@ const hasForbiddenChar = (value: unknown): boolean => {
 }
 
 // ── Properties ─────────────────────────────────────────────────────────────
+
+describe('splitUrl: the fast path for known origins', () => {
+  // Paths mixing characters URL parsing keeps with ones it rewrites (dot segments, %, quotes, #, \\, spaces).
+  const pathArb = fc
+    .array(fc.constantFrom('/', 'a', 'Z', '0', '-', '_', '.', '~', '?', '&', '=', '%', '%2e', "'", '"', '#', '\\', ' ', '|', '{', '@', ':', '..', '//', 'é', '+', ';', ',', '!', '$', '*', '(', ')'), { maxLength: 12 })
+    .map((parts) => `/${parts.join('')}`)
+  const originArb = fc.constantFrom('https://api.test', 'https://api.test:8443', 'http://api.test:8080', 'https://API.test', 'https://api.test:443', 'https://user@api.test', 'https://127.0.0.61:9')
+
+  it('gives what WHATWG URL parsing gives, for seen and unseen origins', () => {
+    parseOrigin('https://api.test')
+    parseOrigin('https://api.test:8443')
+    parseOrigin('http://api.test:8080')
+    fc.assert(
+      fc.property(originArb, pathArb, (origin, path) => {
+        const url = `${origin}${path}`
+        let parsed: URL
+        try {
+          parsed = new URL(url)
+        } catch {
+          return
+        }
+        expect(splitUrl(url)).toEqual({ origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` })
+      }),
+      { ...params, numRuns: NUM_RUNS * 5 },
+    )
+  })
+})
 
 describe('request(), stream(), asyncRequest(), fetch() over arbitrary input', () => {
   it('request(url, options): success or a DrainpipeError, never anything else', async () => {
