@@ -13,8 +13,8 @@ import { record } from '../helpers/channels.js'
 import { startDnsServer } from '../helpers/dns-server.js'
 import { startBackends } from '../helpers/h2-server.js'
 import { pki } from '../helpers/pki.js'
+import { until } from '../helpers/processes.js'
 import { drive, summary } from './helpers/drive.js'
-import { until } from './helpers/processes.js'
 import { exactlyOnce } from './helpers/recorder.js'
 
 const cleanup: (() => Promise<unknown>)[] = []

@@ -10,10 +10,10 @@ import { Client } from '../../lib/index.js'
 import { record } from '../helpers/channels.js'
 import { tableLookup } from '../helpers/h2-server.js'
 import { pki } from '../helpers/pki.js'
+import { requires } from '../helpers/processes.js'
 import { drive, summary } from './helpers/drive.js'
 import { HAPROXY_BINARY, startReloadableHaproxy } from './helpers/haproxy-reload.js'
-import { requires } from './helpers/processes.js'
-import { exactlyOnce, startRecorder } from './helpers/recorder.js'
+import { exactlyOnce, mixedRequests, startRecorder } from './helpers/recorder.js'
 
 const haproxy = requires(HAPROXY_BINARY, 'haproxy')
 
@@ -48,19 +48,7 @@ describe.skipIf(haproxy.skip)(`haproxy reloaded with -sf under load${haproxy.not
           reloading = reloading.then(() => proxy.reload()).catch((error: unknown) => void reloadErrors.push(error))
         }
       },
-      send: async (index) => {
-        if (index % 2 === 0) {
-          const res = await client.request(`${base}/hello`)
-          const body = await res.body.text()
-          if (res.statusCode !== 200 || body !== 'hello') throw new Error(`GET: ${res.statusCode} ${body}`)
-        } else {
-          const id = `p${index}`
-          const res = await client.request(`${base}/record?id=${id}`, { method: 'POST', body: id })
-          const body = await res.body.text()
-          if (res.statusCode !== 200 || body !== id) throw new Error(`POST: ${res.statusCode} ${body}`)
-          succeeded.add(id)
-        }
-      },
+      send: mixedRequests(client, base, succeeded),
     })
     await reloading
     await proxy.drained()

@@ -15,9 +15,9 @@ import { Client, ConnectionLostError, DrainpipeError } from '../../lib/index.js'
 import { record } from '../helpers/channels.js'
 import { tableLookup } from '../helpers/h2-server.js'
 import { pki } from '../helpers/pki.js'
+import { requires, until } from '../helpers/processes.js'
 import { drive, kindOf, summary } from './helpers/drive.js'
 import { NGHTTPD_BINARY, startNghttpd } from './helpers/nghttpd.js'
-import { requires, until } from './helpers/processes.js'
 
 const nghttpd = requires(NGHTTPD_BINARY, 'nghttp2-server')
 

@@ -9,10 +9,10 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Client } from '../../lib/index.js'
 import { tableLookup } from '../helpers/h2-server.js'
 import { pki } from '../helpers/pki.js'
+import { requires } from '../helpers/processes.js'
 import { drive, summary } from './helpers/drive.js'
 import { NGINX_BINARY, startNginx } from './helpers/nginx.js'
-import { requires } from './helpers/processes.js'
-import { exactlyOnce, startRecorder } from './helpers/recorder.js'
+import { exactlyOnce, mixedRequests, startRecorder } from './helpers/recorder.js'
 
 const nginx = requires(NGINX_BINARY, 'nginx-light')
 
@@ -37,19 +37,7 @@ describe.skipIf(nginx.skip)(`nginx with keepalive_requests 50${nginx.note}`, () 
       total: 5000,
       concurrency: 20,
       maxDuration: 40_000,
-      send: async (index) => {
-        if (index % 2 === 0) {
-          const res = await client.request(`${base}/hello`)
-          const body = await res.body.text()
-          if (res.statusCode !== 200 || body !== 'hello') throw new Error(`GET: ${res.statusCode} ${body}`)
-        } else {
-          const id = `p${index}`
-          const res = await client.request(`${base}/record?id=${id}`, { method: 'POST', body: id })
-          const body = await res.body.text()
-          if (res.statusCode !== 200 || body !== id) throw new Error(`POST: ${res.statusCode} ${body}`)
-          succeeded.add(id)
-        }
-      },
+      send: mixedRequests(client, base, succeeded),
     })
     const stats = client.stats()
     const { lost, duplicated } = exactlyOnce(succeeded, upstream.processed)

@@ -8,16 +8,14 @@
  * rewriting the hosts file and sending SIGHUP, then polling until dnsmasq
  * serves the new answer.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { Resolver } from 'node:dns/promises'
 import { once } from 'node:events'
-import { accessSync, constants } from 'node:fs'
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
 import { isIPv4 } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as delay } from 'node:timers/promises'
+import { installed, ready, start, startOnFreePort, stop, type Child, type Failure } from './processes.js'
 
 export const DNSMASQ_BINARY = '/usr/sbin/dnsmasq'
 
@@ -34,17 +32,13 @@ export interface Dnsmasq {
 
 /** Whether the dnsmasq binary is installed (and executable). */
 export function dnsmasqAvailable(): boolean {
-  try {
-    accessSync(DNSMASQ_BINARY, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
+  return installed(DNSMASQ_BINARY)
 }
 
 const START_ATTEMPTS = 5
 const READY_TIMEOUT = 5000
 const POLL_INTERVAL = 20
+const STOP_GRACE = 2000
 
 export async function startDnsmasq(options: { records: Record<string, string[]> }): Promise<Dnsmasq> {
   const records = new Map<string, string[]>()
@@ -59,23 +53,11 @@ export async function startDnsmasq(options: { records: Record<string, string[]> 
   }
   await writeHosts()
 
-  let child: ChildProcess | undefined
-  let port = 0
-  try {
-    for (let attempt = 1; child === undefined; attempt++) {
-      port = await freeUdpPort()
-      const started = await spawnDnsmasq(port, hostsFile, records)
-      if ('child' in started) child = started.child
-      else if (!started.portTaken || attempt === START_ATTEMPTS) throw new Error(`dnsmasq did not start: ${started.reason}`)
-    }
-  } catch (err) {
+  const starting = startOnFreePort('dnsmasq', START_ATTEMPTS, freeUdpPort, (port) => spawnDnsmasq(port, hostsFile, records))
+  const { child, port } = await starting.catch(async (err: unknown) => {
     await rm(dir, { recursive: true, force: true })
     throw err
-  }
-
-  const running = child
-  const killOnExit = () => running.kill('SIGKILL') // never leave dnsmasq behind if the test process ends
-  process.once('exit', killOnExit)
+  })
   let closed: Promise<void> | undefined
   const server = `127.0.0.1:${port}`
 
@@ -85,26 +67,20 @@ export async function startDnsmasq(options: { records: Record<string, string[]> 
     async setRecords(name, ipv4s) {
       records.set(normalise(name), checked(name, ipv4s))
       await writeHosts()
-      running.kill('SIGHUP') // dnsmasq clears its cache and re-reads --addn-hosts
-      if (!(await servesRecords(server, new Map([[normalise(name), ipv4s]]), () => running.exitCode !== null))) {
+      child.process.kill('SIGHUP') // dnsmasq clears its cache and re-reads --addn-hosts
+      if (!(await ready(child, answers(server, new Map([[normalise(name), ipv4s]])), READY_TIMEOUT, POLL_INTERVAL))) {
         throw new Error(`dnsmasq did not serve the new records of ${name} within ${READY_TIMEOUT} ms`)
       }
     },
     close() {
-      closed ??= (async () => {
-        process.removeListener('exit', killOnExit)
-        await stop(running)
-        await rm(dir, { recursive: true, force: true })
-      })()
+      closed ??= stop(child, 'SIGTERM', STOP_GRACE).then(() => rm(dir, { recursive: true, force: true }))
       return closed
     },
   }
 }
 
-type Started = { child: ChildProcess } | { reason: string; portTaken: boolean }
-
 /** Start dnsmasq on `port` and wait until it answers with `records`, or fails. */
-async function spawnDnsmasq(port: number, hostsFile: string, records: Map<string, string[]>): Promise<Started> {
+async function spawnDnsmasq(port: number, hostsFile: string, records: Map<string, string[]>): Promise<Child | Failure> {
   const args = [
     '--no-daemon', // foreground; also: no pid file, no change of user id
     `--port=${port}`,
@@ -119,42 +95,32 @@ async function spawnDnsmasq(port: number, hostsFile: string, records: Map<string
     '--log-facility=-', // stderr only, not the machine's syslog
   ]
   if (process.getuid?.() === 0) args.push('--user=root')
-  const child = spawn(DNSMASQ_BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr = (stderr + chunk).slice(-4000)
-  })
-  let spawnError: Error | undefined
-  child.once('error', (err) => (spawnError = err))
-  const exited = () => spawnError !== undefined || child.exitCode !== null || child.signalCode !== null
+  const child = start(DNSMASQ_BINARY, args)
 
   const expected = records.size > 0 ? records : new Map([['drainpipe-probe.invalid', []]])
-  if (await servesRecords(`127.0.0.1:${port}`, expected, exited)) return { child }
+  if (await ready(child, answers(`127.0.0.1:${port}`, expected), READY_TIMEOUT, POLL_INTERVAL)) return child
 
-  await stop(child)
-  const reason = spawnError?.message ?? (stderr.trim() || `no answer on port ${port} within ${READY_TIMEOUT} ms`)
-  return { reason, portTaken: /address already in use/i.test(stderr) }
+  await stop(child, 'SIGTERM', STOP_GRACE)
+  const output = child.output()
+  const reason = output.trim() || `no answer on port ${port} within ${READY_TIMEOUT} ms`
+  return { reason, portTaken: /address already in use/i.test(output) }
 }
 
 /**
- * Poll `server` until every name resolves to exactly its addresses (an empty list: NXDOMAIN).
- * False if `gaveUp()` or the deadline comes first.
+ * A check that holds once `server` has resolved every name to exactly its addresses (an empty list: NXDOMAIN).
+ * Each call asks only for the names not yet answered right.
  */
-async function servesRecords(server: string, expected: Map<string, string[]>, gaveUp: () => boolean): Promise<boolean> {
+function answers(server: string, expected: Map<string, string[]>): () => Promise<boolean> {
   const resolver = new Resolver({ timeout: 250, tries: 1 })
   resolver.setServers([server])
-  const deadline = Date.now() + READY_TIMEOUT
   const pending = new Map(expected)
-  while (Date.now() < deadline && !gaveUp()) {
+  return async () => {
     for (const [name, ipv4s] of pending) {
-      if (gaveUp()) return false
       const answer = await resolver.resolve4(name).catch((err: NodeJS.ErrnoException) => err.code)
       if (sameAddresses(answer, ipv4s)) pending.delete(name)
     }
-    if (pending.size === 0) return true
-    await delay(POLL_INTERVAL)
+    return pending.size === 0
   }
-  return false
 }
 
 function sameAddresses(answer: string[] | string | undefined, ipv4s: string[]): boolean {
@@ -170,15 +136,6 @@ async function freeUdpPort(): Promise<number> {
   const { port } = socket.address()
   await new Promise<void>((resolve) => socket.close(() => resolve()))
   return port
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
-  const exit = once(child, 'exit')
-  child.kill('SIGTERM')
-  const escalate = setTimeout(() => child.kill('SIGKILL'), 2000)
-  await exit
-  clearTimeout(escalate)
 }
 
 const normalise = (name: string) => name.toLowerCase().replace(/\.$/, '')

@@ -10,14 +10,11 @@
  *
  * Needs the Debian package `haproxy` (/usr/sbin/haproxy).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { accessSync, constants } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { connect, createServer, type AddressInfo } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as delay } from 'node:timers/promises'
+import { freePort, installed, ready, start, startOnFreePort, stop, type Child, type Failure } from './processes.js'
 
 export const HAPROXY_BINARY = '/usr/sbin/haproxy'
 
@@ -53,17 +50,13 @@ export interface Haproxy {
 
 /** Whether the haproxy binary is installed (and executable). */
 export function haproxyAvailable(): boolean {
-  try {
-    accessSync(HAPROXY_BINARY, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
+  return installed(HAPROXY_BINARY)
 }
 
 const START_ATTEMPTS = 5
 const READY_TIMEOUT = 5000
 const POLL_INTERVAL = 20
+const STOP_GRACE = 2000
 
 export async function startHaproxy(options: HaproxyOptions): Promise<Haproxy> {
   const host = options.host ?? '127.0.0.1'
@@ -73,24 +66,14 @@ export async function startHaproxy(options: HaproxyOptions): Promise<Haproxy> {
   const socketPath = join(dir, 'admin.sock')
   const configPath = join(dir, 'haproxy.cfg')
 
-  let child: ChildProcess | undefined
-  let port = 0
-  try {
-    for (let attempt = 1; child === undefined; attempt++) {
-      port = await freeTcpPort(host)
-      await writeFile(configPath, config({ host, port, socketPath, servers }))
-      const started = await spawnHaproxy(configPath, socketPath)
-      if ('child' in started) child = started.child
-      else if (!started.portTaken || attempt === START_ATTEMPTS) throw new Error(`haproxy did not start: ${started.reason}`)
-    }
-  } catch (error) {
+  const starting = startOnFreePort('haproxy', START_ATTEMPTS, () => freePort(host), async (port) => {
+    await writeFile(configPath, config({ host, port, socketPath, servers }))
+    return spawnHaproxy(configPath, socketPath)
+  })
+  const { child, port } = await starting.catch(async (error: unknown) => {
     await rm(dir, { recursive: true, force: true })
     throw error
-  }
-
-  const running = child
-  const killOnExit = () => running.kill('SIGKILL') // never leave haproxy behind if the test process ends
-  process.once('exit', killOnExit)
+  })
   let closed: Promise<void> | undefined
 
   const nameOf = (server: string) => {
@@ -123,11 +106,7 @@ export async function startHaproxy(options: HaproxyOptions): Promise<Haproxy> {
       return result
     },
     close() {
-      closed ??= (async () => {
-        process.removeListener('exit', killOnExit)
-        await stop(running)
-        await rm(dir, { recursive: true, force: true })
-      })()
+      closed ??= stop(child, 'SIGTERM', STOP_GRACE).then(() => rm(dir, { recursive: true, force: true }))
       return closed
     },
   }
@@ -158,30 +137,22 @@ ${servers}
 `
 }
 
-type Started = { child: ChildProcess } | { reason: string; portTaken: boolean }
-
 /** Start haproxy in the foreground and wait until its admin socket answers, or it fails. */
-async function spawnHaproxy(configPath: string, socketPath: string): Promise<Started> {
+async function spawnHaproxy(configPath: string, socketPath: string): Promise<Child | Failure> {
   // -db: foreground, no daemon; -q: quiet (errors still reach stderr).
-  const child = spawn(HAPROXY_BINARY, ['-db', '-q', '-f', configPath], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr = (stderr + chunk).slice(-4000)
-  })
-  let spawnError: Error | undefined
-  child.once('error', (error) => (spawnError = error))
-  const exited = () => spawnError !== undefined || child.exitCode !== null || child.signalCode !== null
+  const child = start(HAPROXY_BINARY, ['-db', '-q', '-f', configPath])
+  if (await ready(child, () => haproxyAnswers(socketPath), READY_TIMEOUT, POLL_INTERVAL)) return child
 
-  const deadline = Date.now() + READY_TIMEOUT
-  while (Date.now() < deadline && !exited()) {
-    // The admin socket answers once the configuration is loaded and the listener is bound.
-    const answer = await command(socketPath, 'show info').catch(() => '')
-    if (answer.includes('Name: HAProxy')) return { child }
-    await delay(POLL_INTERVAL)
-  }
-  await stop(child)
-  const reason = spawnError?.message ?? (stderr.trim() || `no answer on ${socketPath} within ${READY_TIMEOUT} ms`)
-  return { reason, portTaken: /address already in use|cannot bind socket/i.test(stderr) }
+  await stop(child, 'SIGTERM', STOP_GRACE)
+  const output = child.output()
+  const reason = output.trim() || `no answer on ${socketPath} within ${READY_TIMEOUT} ms`
+  return { reason, portTaken: /address already in use|cannot bind socket/i.test(output) }
+}
+
+/** Whether haproxy answers on its admin socket: it does once the configuration is loaded and the listeners are bound. */
+export async function haproxyAnswers(socketPath: string): Promise<boolean> {
+  const answer = await command(socketPath, 'show info').catch(() => '')
+  return answer.includes('Name: HAProxy')
 }
 
 /** One command on haproxy's admin socket; resolves with the whole answer (haproxy closes after it). */
@@ -195,23 +166,4 @@ function command(socketPath: string, line: string): Promise<string> {
     socket.once('end', () => resolve(answer))
     socket.once('connect', () => socket.end(`${line}\n`))
   })
-}
-
-/** A TCP port that was free on `host` a moment ago; the caller retries if it is taken since. */
-async function freeTcpPort(host: string): Promise<number> {
-  const server = createServer()
-  server.listen(0, host)
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
-  const exit = once(child, 'exit')
-  child.kill('SIGTERM')
-  const escalate = setTimeout(() => child.kill('SIGKILL'), 2000)
-  await exit
-  clearTimeout(escalate)
 }

@@ -8,16 +8,16 @@
  * how long it may take).
  *
  * Not to be confused with test/helpers/haproxy.ts (a TCP-mode VIP for the
- * load-balancing tests, owned elsewhere).
+ * load-balancing tests), whose admin-socket check this shares.
  */
-import { connect } from 'node:net'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { freePort, start, stop, until, type Child } from './processes.js'
+import { HAPROXY_BINARY, haproxyAnswers } from '../../helpers/haproxy.js'
+import { freePort, start, stop, until, type Child } from '../../helpers/processes.js'
 
-export const HAPROXY_BINARY = '/usr/sbin/haproxy'
+export { HAPROXY_BINARY }
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../fixtures/${name}`, import.meta.url))
 
@@ -58,19 +58,6 @@ backend app
 `
 }
 
-/** One command on an admin socket; resolves with the answer (haproxy closes after it). */
-function command(path: string, line: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(path)
-    let answer = ''
-    socket.setEncoding('utf8')
-    socket.on('data', (chunk: string) => (answer += chunk))
-    socket.once('error', reject)
-    socket.once('end', () => resolve(answer))
-    socket.once('connect', () => socket.end(`${line}\n`))
-  })
-}
-
 export async function startReloadableHaproxy(options: { host: string; upstream: { host: string; port: number } }): Promise<ReloadableHaproxy> {
   const dir = await mkdtemp(join(tmpdir(), 'drainpipe-haproxy-reload-'))
   const pem = join(dir, 'api.test.pem')
@@ -94,7 +81,7 @@ export async function startReloadableHaproxy(options: { host: string; upstream: 
     const child = start(HAPROXY_BINARY, args)
     processes.push(child)
     await until(
-      async () => !child.running || (await command(socket, 'show info').catch(() => '')).includes('Name: HAProxy'),
+      async () => !child.running || (await haproxyAnswers(socket)),
       `haproxy generation ${generation} on ${options.host}:${port}`,
       5000,
     )

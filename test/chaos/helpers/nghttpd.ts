@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { accepts, freePort, start, stop, until, type Child } from './processes.js'
+import { accepts, freePort, start, stop, until, type Child } from '../../helpers/processes.js'
 
 export const NGHTTPD_BINARY = '/usr/sbin/nghttpd'
 

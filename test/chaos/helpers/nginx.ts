@@ -11,7 +11,7 @@ import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { accepts, freePort, start, stop, until, type Child } from './processes.js'
+import { accepts, freePort, start, startOnFreePort, stop, until, type Child, type Failure } from '../../helpers/processes.js'
 
 export const NGINX_BINARY = '/usr/sbin/nginx'
 
@@ -72,10 +72,7 @@ http {
 
 export async function startNginx(options: NginxOptions): Promise<Nginx> {
   const dir = await mkdtemp(join(tmpdir(), 'drainpipe-nginx-'))
-  let child: Child | undefined
-  let port = 0
-  for (let attempt = 1; child === undefined; attempt++) {
-    port = await freePort(options.host)
+  const launch = async (port: number): Promise<Child | Failure> => {
     const configPath = join(dir, 'nginx.conf')
     await writeFile(configPath, config(dir, { ...options, port }))
     const candidate = start(NGINX_BINARY, ['-p', dir, '-e', join(dir, 'error.log'), '-c', configPath])
@@ -85,14 +82,14 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
       await stop(candidate, 'SIGKILL')
       throw error
     }
-    if (candidate.running) {
-      child = candidate
-    } else if (attempt >= 3 || !/Address already in use/i.test(candidate.output())) {
-      await rm(dir, { recursive: true, force: true })
-      throw new Error(`nginx did not start: ${candidate.output()}`)
-    }
+    if (candidate.running) return candidate
+    return { reason: candidate.output(), portTaken: /Address already in use/i.test(candidate.output()) }
   }
-  const running = child
+  const starting = startOnFreePort('nginx', 3, () => freePort(options.host), launch)
+  const { child, port } = await starting.catch(async (error: unknown) => {
+    await rm(dir, { recursive: true, force: true })
+    throw error
+  })
   let closed: Promise<void> | undefined
   return {
     host: options.host,
@@ -100,7 +97,7 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
     errorLog: () => readFile(join(dir, 'error.log'), 'utf8').catch(() => ''),
     close() {
       // SIGQUIT: graceful shutdown (SIGTERM is fast shutdown).
-      closed ??= stop(running, 'SIGQUIT', 3000).then(() => rm(dir, { recursive: true, force: true }))
+      closed ??= stop(child, 'SIGQUIT', 3000).then(() => rm(dir, { recursive: true, force: true }))
       return closed
     },
   }

@@ -8,6 +8,7 @@
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Client } from '../../../lib/index.js'
 
 export interface Recorder {
   readonly host: string
@@ -58,4 +59,26 @@ export function exactlyOnce(succeeded: Iterable<string>, ...processedMaps: Map<s
   const lost = [...succeeded].filter((id) => !total.has(id))
   const duplicated = [...total].filter(([, count]) => count > 1).map(([id]) => id)
   return { lost, duplicated }
+}
+
+/**
+ * A `send` for drive() through a proxy in front of a recorder at `base`: even
+ * requests GET /hello, odd ones POST /record with the id `p<index>`. Any
+ * answer but the expected one fails the request; the id of every POST that
+ * succeeded is added to `succeeded`, for exactlyOnce().
+ */
+export function mixedRequests(client: Client, base: string, succeeded: Set<string>): (index: number) => Promise<void> {
+  return async (index) => {
+    if (index % 2 === 0) {
+      const res = await client.request(`${base}/hello`)
+      const body = await res.body.text()
+      if (res.statusCode !== 200 || body !== 'hello') throw new Error(`GET: ${res.statusCode} ${body}`)
+    } else {
+      const id = `p${index}`
+      const res = await client.request(`${base}/record?id=${id}`, { method: 'POST', body: id })
+      const body = await res.body.text()
+      if (res.statusCode !== 200 || body !== id) throw new Error(`POST: ${res.statusCode} ${body}`)
+      succeeded.add(id)
+    }
+  }
 }

@@ -1,7 +1,9 @@
 /**
- * Child processes for chaos tests (nginx, haproxy, nghttpd): whether a
- * binary is installed, free ports, waiting until a port accepts, stopping
- * a process for sure, and the skip-or-fail rule for missing Debian packages.
+ * The native peers tests run as child processes (dnsmasq, haproxy, nginx,
+ * nghttpd): whether a binary is installed, the skip-or-fail rule for missing
+ * Debian packages, free ports, starting a server and waiting until it is
+ * ready (retrying on another port when it lost its port), and stopping a
+ * process for sure.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events'
@@ -68,11 +70,17 @@ export function accepts(host: string, port: number): Promise<boolean> {
 
 /** Polls (bounded) until `condition` holds; throws naming `what` otherwise. */
 export async function until(condition: () => boolean | Promise<boolean>, what: string, limit = 5000, every = 10): Promise<void> {
+  if (!(await poll(condition, limit, every))) throw new Error(`timed out after ${limit} ms waiting for ${what}`)
+}
+
+/** Polls until `condition` holds (true) or `limit` ms have passed (false). */
+async function poll(condition: () => boolean | Promise<boolean>, limit: number, every: number): Promise<boolean> {
   const deadline = Date.now() + limit
   while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${limit} ms waiting for ${what}`)
+    if (Date.now() > deadline) return false
     await new Promise((resolve) => setTimeout(resolve, every))
   }
+  return true
 }
 
 export interface Child {
@@ -109,6 +117,37 @@ export function start(binary: string, args: string[], options: SpawnOptions = {}
     get running() {
       return child.exitCode === null && child.signalCode === null && child.pid !== undefined
     },
+  }
+}
+
+/** Polls `check` while the process runs: true once it holds, false if the process exits first or `limit` ms pass. */
+export async function ready(child: Child, check: () => Promise<boolean>, limit: number, every: number): Promise<boolean> {
+  return (await poll(async () => !child.running || (await check()), limit, every)) && child.running
+}
+
+/** Why a server did not start, and whether another port may help. */
+export interface Failure {
+  reason: string
+  portTaken: boolean
+}
+
+/**
+ * Launches a server on a port that was free a moment ago. Another process may
+ * bind that port before the server does, so a launch that failed that way is
+ * tried again on a new port, `attempts` times in all; any other failure throws
+ * `<name> did not start: <reason>`.
+ */
+export async function startOnFreePort(
+  name: string,
+  attempts: number,
+  pickPort: () => Promise<number>,
+  launch: (port: number) => Promise<Child | Failure>,
+): Promise<{ child: Child; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await pickPort()
+    const launched = await launch(port)
+    if (!('reason' in launched)) return { child: launched, port }
+    if (!launched.portTaken || attempt === attempts) throw new Error(`${name} did not start: ${launched.reason}`)
   }
 }
 
