@@ -1,5 +1,5 @@
-import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
 import { createServer as createHttpsServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Client } from '../lib/index.js'
 import { tableLookup } from './helpers/h2-server.js'
 import { pki } from './helpers/pki.js'
+import { accepts, freePort, installed, ready, start, stop } from './helpers/processes.js'
 
 const cleanup: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -66,10 +67,11 @@ describe('HTTP/1.1 fallback', () => {
   })
 
   const nginx = '/usr/sbin/nginx'
-  const haveNginx = existsSync(nginx)
+  const haveNginx = installed(nginx)
   const skipNginx = !haveNginx && !process.env.CI
   it.skipIf(skipNginx)(`against nginx without http2${skipNginx ? ' (skipped: nginx-light not installed)' : ''}`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'drainpipe-nginx-'))
+    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }))
     writeFileSync(join(dir, 'cert.pem'), pki.apiTest.cert)
     writeFileSync(join(dir, 'key.pem'), pki.apiTest.key)
     const port = await freePort('127.0.0.12')
@@ -94,32 +96,14 @@ http {
 `,
     )
     execFileSync(nginx, ['-t', '-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' })
-    const child = spawn(nginx, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' })
-    cleanup.push(async () => {
-      child.kill('SIGTERM')
-    })
+    const child = start(nginx, ['-p', dir, '-c', join(dir, 'nginx.conf')])
+    cleanup.push(() => stop(child))
+    if (!(await ready(child, () => accepts('127.0.0.12', port), 5000, 20))) throw new Error(`nginx did not start: ${child.output()}`)
     const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': ['127.0.0.12'] }).lookup })
     cleanup.push(() => client.close())
     const url = `https://api.test:${port}/`
-    let body = ''
-    for (let attempt = 0; attempt < 200 && body === ''; attempt++) {
-      body = await client
-        .request(url, { method: 'POST', body: 'x' })
-        .then((r) => r.body.text())
-        .catch(async () => {
-          await new Promise((resolve) => setTimeout(resolve, 25)) // nginx is still starting: poll, bounded
-          return ''
-        })
-    }
+    const body = await (await client.request(url, { method: 'POST', body: 'x' })).body.text()
     expect(body).toBe('nginx HTTP/1.1 POST')
     expect(client.stats().origins[`https://api.test:${port}`]!.protocol).toBe('http/1.1')
   })
 })
-
-async function freePort(host: string): Promise<number> {
-  const server = createHttpServer()
-  await new Promise<void>((resolve) => server.listen(0, host, resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
