@@ -138,6 +138,23 @@ describe('picking a pool', () => {
     expect(order.every((backend, i) => i === 0 || backend !== order[i - 1])).toBe(true)
   })
 
+  it('a lockstep load (batches of 3 over 2 pools) does not lock onto one pool', async () => {
+    const backends = await startBackends(2)
+    const { client, base } = await setup(backends, { count: 2 })
+    const origin = new URL(base).origin
+    await text(client, `${base}/hello`)
+    await until(() => poolStates(client, origin).join() === 'open,open', 'two open pools')
+    const inFlight = () => client.stats().origins[origin]!.pools.reduce((sum, pool) => sum + pool.inFlight, 0)
+    const served = new Map<string, number>()
+    for (let batch = 0; batch < 40; batch++) {
+      const answers = await Promise.all([1, 2, 3].map(() => text(client, `${base}/hello`)))
+      for (const { headers } of answers) served.set(String(headers['x-backend']), (served.get(String(headers['x-backend'])) ?? 0) + 1)
+      await until(() => inFlight() === 0, 'the batch to close')
+    }
+    // Each batch puts 2 on one pool and 1 on the other; the pool that got 2 alternates.
+    expect([...served.values()]).toEqual([60, 60])
+  })
+
   it('the pool with the fewest requests in flight wins over rotation', async () => {
     let release!: () => void
     const released = new Promise<void>((resolve) => (release = resolve))
