@@ -394,14 +394,22 @@ describe('headers and body timeouts on one timer (manual clock)', () => {
         throw error
       }
     }
-    // Lets the error of a fired timer reach the body (stream errors travel by nextTick).
-    const settle = () => new Promise((resolve) => setImmediate(resolve))
+    /** The body stalls now: no timeout until `at` on the manual clock, BodyTimeoutError exactly then. */
+    const expectBodyTimeoutAt = async (at: number) => {
+      const stalled = next().catch(() => {})
+      clock.advance(at - 1 - clock.now())
+      await new Promise((resolve) => setImmediate(resolve)) // a fired timer's error reaches the body by nextTick
+      expect(failed).toBeUndefined()
+      clock.advance(1)
+      await stalled
+      expect(failed?.at).toBe(at)
+      expect(failed?.error).toMatchObject({ code: 'DRAINPIPE_BODY_TIMEOUT' })
+    }
     return {
       clock,
       next,
       drip: () => drip!(),
-      failure: () => failed,
-      settle,
+      expectBodyTimeoutAt,
       close: async () => {
         await timed.destroy()
         await server.close()
@@ -417,14 +425,7 @@ describe('headers and body timeouts on one timer (manual clock)', () => {
       const b = t.next()
       t.drip()
       expect(await b).toBe('b') // at 900: the body deadline moves to 1,900
-      const stalled = t.next().catch(() => {})
-      t.clock.advance(999)
-      await t.settle()
-      expect(t.failure()).toBeUndefined()
-      t.clock.advance(1)
-      await stalled
-      expect(t.failure()?.at).toBe(1_900)
-      expect(t.failure()?.error).toMatchObject({ code: 'DRAINPIPE_BODY_TIMEOUT' })
+      await t.expectBodyTimeoutAt(1_900)
     } finally {
       await t.close()
     }
@@ -434,14 +435,7 @@ describe('headers and body timeouts on one timer (manual clock)', () => {
     const t = await dripping({ headersTimeout: 100, bodyTimeout: 5_000 })
     try {
       expect(await t.next()).toBe('a')
-      const stalled = t.next().catch(() => {})
-      t.clock.advance(4_999)
-      await t.settle()
-      expect(t.failure()).toBeUndefined()
-      t.clock.advance(1)
-      await stalled
-      expect(t.failure()?.at).toBe(5_000)
-      expect(t.failure()?.error).toMatchObject({ code: 'DRAINPIPE_BODY_TIMEOUT' })
+      await t.expectBodyTimeoutAt(5_000) // the headers timer fired at 100 and found the body within its timeout
     } finally {
       await t.close()
     }
