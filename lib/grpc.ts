@@ -53,7 +53,8 @@ export interface GrpcTransportOptions {
   baseUrl: string
   /**
    * The drainpipe client that carries the calls. Default: a new `Client` the
-   * transport owns (with `h2c: true` for an `http://` baseUrl), closed by
+   * transport owns (with `h2c: true` for an `http://` baseUrl, and a 256 KiB
+   * `retryBufferSize`, gRPC core's per-call retry buffer), closed by
    * `transport.close()`. A client you pass stays yours to close.
    */
   client?: Client
@@ -119,6 +120,9 @@ function toArrayBufferView(bytes: Buffer): Uint8Array<ArrayBuffer> {
   return bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes)
 }
 
+/** gRPC core's default `grpc.per_rpc_retry_buffer_size`: streamed requests up to this size stay retryable. */
+const GRPC_RETRY_BUFFER_SIZE = 256 * 1024
+
 /**
  * Creates a Connect transport for the gRPC protocol that sends every call as
  * a drainpipe HTTP/2 stream: calls survive connection recycles and server
@@ -127,7 +131,7 @@ function toArrayBufferView(bytes: Buffer): Uint8Array<ArrayBuffer> {
 export function createGrpcTransport(options: GrpcTransportOptions): GrpcTransport {
   const { client: given, baseUrl, ...connectOptions } = options
   const owned = given === undefined
-  const client = given ?? new Client({ h2c: new URL(baseUrl).protocol === 'http:' })
+  const client = given ?? new Client({ h2c: new URL(baseUrl).protocol === 'http:', retryBufferSize: GRPC_RETRY_BUFFER_SIZE })
   const transport = createTransport({
     ...connectOptions,
     baseUrl,

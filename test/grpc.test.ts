@@ -393,9 +393,9 @@ describe('createUniversalClient: calls refused after their body was sent are rep
     await new Promise<void>((resolve) => server.close(() => resolve()))
   })
 
-  const send = async (httpClient: ReturnType<typeof createUniversalClient>, pulled: string[]) => {
+  const send = async (httpClient: ReturnType<typeof createUniversalClient>, pulled: string[], chunks = ['a', 'b', 'c']) => {
     async function* body() {
-      for (const chunk of ['a', 'b', 'c']) {
+      for (const chunk of chunks) {
         pulled.push(chunk)
         yield new TextEncoder().encode(chunk)
       }
@@ -427,6 +427,20 @@ describe('createUniversalClient: calls refused after their body was sent are rep
     } finally {
       unsubscribe('drainpipe:request:retry', onRetry)
       await client.close()
+    }
+  })
+
+  it("a transport-owned client replays request bodies up to gRPC core's 256 KiB (the core default is 64 KiB)", async () => {
+    const transport = createGrpcTransport({ baseUrl: origin })
+    try {
+      const chunks = Array.from({ length: 200 }, (_, index) => String(index % 10).repeat(1024)) // 200 KiB
+      received = []
+      refuseNext = 1
+      const response = await send(createUniversalClient(transport.client), [], chunks)
+      expect(response.status).toBe(200)
+      expect(received.map((body) => body.length)).toEqual([200 * 1024, 200 * 1024])
+    } finally {
+      await transport.close()
     }
   })
 
