@@ -154,6 +154,9 @@ const poolOptionKinds: Record<keyof PoolOptions, Kind> = {
 
 const clientOnlyKinds = { origins: 'object', clock: 'object', random: 'function' } as const
 
+const keepAliveKinds: Record<keyof KeepAliveOptions, Kind> = { interval: 'duration', timeout: 'duration', whenIdle: 'boolean' }
+const backoffKinds: Record<keyof BackoffOptions, Kind> = { base: 'duration', max: 'duration' }
+
 const show = (value: unknown): string => {
   if (typeof value === 'string') return JSON.stringify(value)
   if (typeof value === 'function') return 'a function'
@@ -208,24 +211,14 @@ function checkKind(name: string, kind: Kind, value: unknown): void {
     case 'object':
       if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail('an object')
       return
-    case 'keepAlive': {
+    case 'keepAlive':
       if (value === false) return
       checkKind(name, 'object', value)
-      const known = ['interval', 'timeout', 'whenIdle'] as const
-      for (const [key, inner] of Object.entries(value as object)) {
-        if (!(known as readonly string[]).includes(key)) throw unknownKey(`${name}.`, key, known)
-        if (inner !== undefined) checkKind(`${name}.${key}`, key === 'whenIdle' ? 'boolean' : 'duration', inner)
-      }
+      checkKeys(value as object, `${name}.`, keepAliveKinds)
       return
-    }
-    case 'backoff': {
+    case 'backoff':
       checkKind(name, 'object', value)
-      const known = ['base', 'max'] as const
-      for (const [key, inner] of Object.entries(value as object)) {
-        if (!(known as readonly string[]).includes(key)) throw unknownKey(`${name}.`, key, known)
-        if (inner !== undefined) checkKind(`${name}.${key}`, 'duration', inner)
-      }
-    }
+      checkKeys(value as object, `${name}.`, backoffKinds)
   }
 }
 
