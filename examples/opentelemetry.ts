@@ -95,53 +95,38 @@ export function instrumentOpenTelemetry(options: OpenTelemetryOptions = {}): () 
   const meter = options.meterProvider?.getMeter(SCOPE) ?? metrics.getMeter(SCOPE)
   const tracer = options.tracerProvider?.getTracer(SCOPE) ?? trace.getTracer(SCOPE)
 
-  const connects = meter.createCounter('drainpipe.pool.connects', {
-    description: 'HTTP/2 connections established.',
-    unit: '{connection}',
-  })
-  const connectFailures = meter.createCounter('drainpipe.pool.connect_failures', {
-    description: 'Connection attempts that failed (DNS, TCP, TLS, ALPN or timeout).',
-    unit: '{connection}',
-  })
-  const connectDuration = meter.createHistogram('drainpipe.pool.connect.duration', {
-    description: 'Time to establish a connection: DNS lookup, TCP, TLS and the server SETTINGS.',
-    unit: 's',
-    advice: { explicitBucketBoundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
-  })
+  const counter = (name: string, description: string, unit: string) => meter.createCounter(name, { description, unit })
+  const histogram = (name: string, description: string, unit: string, explicitBucketBoundaries: number[]) =>
+    meter.createHistogram(name, { description, unit, advice: { explicitBucketBoundaries } })
+  const connects = counter('drainpipe.pool.connects', 'HTTP/2 connections established.', '{connection}')
+  const connectFailures = counter('drainpipe.pool.connect_failures', 'Connection attempts that failed (DNS, TCP, TLS, ALPN or timeout).', '{connection}')
+  const connectDuration = histogram(
+    'drainpipe.pool.connect.duration',
+    'Time to establish a connection: DNS lookup, TCP, TLS and the server SETTINGS.',
+    's',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  )
   const openConnections = meter.createUpDownCounter('drainpipe.pool.open', {
     description: 'Connections established and not yet closed (draining ones included).',
     unit: '{connection}',
   })
-  const recycles = meter.createCounter('drainpipe.recycles', {
-    description: 'Planned replacements of connections that reached their maximum age, by result.',
-    unit: '{recycle}',
-  })
-  const drains = meter.createCounter('drainpipe.drains', {
-    description: 'Connections that became read-only and drained their in-flight streams, by reason.',
-    unit: '{connection}',
-  })
-  const goaways = meter.createCounter('drainpipe.goaways', {
-    description: 'GOAWAY frames received from servers, by HTTP/2 error code.',
-    unit: '{goaway}',
-  })
-  const pingTimeouts = meter.createCounter('drainpipe.ping_timeouts', {
-    description: 'Connections declared dead because a PING was not acknowledged in time.',
-    unit: '{connection}',
-  })
-  const retries = meter.createCounter('drainpipe.retries', {
-    description: 'Requests sent again because the server provably did not process them, by reason.',
-    unit: '{request}',
-  })
-  const age = meter.createHistogram('drainpipe.pool.age', {
-    description: 'How long connections lived, observed when they close, by close reason.',
-    unit: 's',
-    advice: { explicitBucketBoundaries: [0.1, 0.25, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600] },
-  })
-  const served = meter.createHistogram('drainpipe.pool.requests', {
-    description: 'Requests (streams) a connection served in its life, observed when it closes.',
-    unit: '{request}',
-    advice: { explicitBucketBoundaries: [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000] },
-  })
+  const recycles = counter('drainpipe.recycles', 'Planned replacements of connections that reached their maximum age, by result.', '{recycle}')
+  const drains = counter('drainpipe.drains', 'Connections that became read-only and drained their in-flight streams, by reason.', '{connection}')
+  const goaways = counter('drainpipe.goaways', 'GOAWAY frames received from servers, by HTTP/2 error code.', '{goaway}')
+  const pingTimeouts = counter('drainpipe.ping_timeouts', 'Connections declared dead because a PING was not acknowledged in time.', '{connection}')
+  const retries = counter('drainpipe.retries', 'Requests sent again because the server provably did not process them, by reason.', '{request}')
+  const age = histogram(
+    'drainpipe.pool.age',
+    'How long connections lived, observed when they close, by close reason.',
+    's',
+    [0.1, 0.25, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600],
+  )
+  const served = histogram(
+    'drainpipe.pool.requests',
+    'Requests (streams) a connection served in its life, observed when it closes.',
+    '{request}',
+    [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000],
+  )
 
   /** The span of every connection that is up, by pool id. */
   const spans = new Map<number, { span: Span; origin: string }>()
