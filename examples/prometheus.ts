@@ -81,75 +81,36 @@ function subscribe(listeners: Listeners): () => void {
 export function instrumentPrometheus(registry: Registry, options: PrometheusOptions = {}): () => void {
   const prefix = options.prefix ?? 'drainpipe_'
   const registers = [registry]
-  const connects = new Counter({
-    name: `${prefix}pool_connects_total`,
-    help: 'HTTP/2 connections established.',
-    labelNames: ['origin'] as const,
-    registers,
-  })
-  const connectFailures = new Counter({
-    name: `${prefix}pool_connect_failures_total`,
-    help: 'Connection attempts that failed (DNS, TCP, TLS, ALPN or timeout).',
-    labelNames: ['origin'] as const,
-    registers,
-  })
-  const connectSeconds = new Histogram({
-    name: `${prefix}pool_connect_seconds`,
-    help: 'Time to establish a connection: DNS lookup, TCP, TLS and the server SETTINGS.',
-    labelNames: ['origin'] as const,
-    buckets: options.buckets?.connectSeconds ?? [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers,
-  })
-  const recycles = new Counter({
-    name: `${prefix}recycles_total`,
-    help: 'Planned replacements of connections that reached their maximum age, by result.',
-    labelNames: ['origin', 'result'] as const,
-    registers,
-  })
-  const drains = new Counter({
-    name: `${prefix}drains_total`,
-    help: 'Connections that became read-only and drained their in-flight streams, by reason.',
-    labelNames: ['origin', 'reason'] as const,
-    registers,
-  })
-  const goaways = new Counter({
-    name: `${prefix}goaways_total`,
-    help: 'GOAWAY frames received from servers, by HTTP/2 error code.',
-    labelNames: ['origin', 'code'] as const,
-    registers,
-  })
-  const pingTimeouts = new Counter({
-    name: `${prefix}ping_timeouts_total`,
-    help: 'Connections declared dead because a PING was not acknowledged in time.',
-    labelNames: ['origin'] as const,
-    registers,
-  })
-  const pingBackoffs = new Counter({
-    name: `${prefix}ping_backoffs_total`,
-    help: 'Times a server asked for fewer PINGs (too_many_pings) and the interval doubled.',
-    labelNames: ['origin'] as const,
-    registers,
-  })
-  const retries = new Counter({
-    name: `${prefix}retries_total`,
-    help: 'Requests sent again because the server provably did not process them, by reason.',
-    labelNames: ['origin', 'reason'] as const,
-    registers,
-  })
-  const ageSeconds = new Histogram({
-    name: `${prefix}pool_age_seconds`,
-    help: 'How long connections lived, observed when they close, by close reason.',
-    labelNames: ['origin', 'reason'] as const,
-    buckets: options.buckets?.ageSeconds ?? [0.1, 0.25, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600],
-    registers,
-  })
-  const requests = new Histogram({
-    name: `${prefix}pool_requests`,
-    help: 'Requests (streams) a connection served in its life, observed when it closes.',
-    labelNames: ['origin'] as const,
-    buckets: options.buckets?.requests ?? [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000],
-    registers,
-  })
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Counter({ name: `${prefix}${name}`, help, labelNames, registers })
+  const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]) =>
+    new Histogram({ name: `${prefix}${name}`, help, labelNames, buckets, registers })
+  const connects = counter('pool_connects_total', 'HTTP/2 connections established.', ['origin'])
+  const connectFailures = counter('pool_connect_failures_total', 'Connection attempts that failed (DNS, TCP, TLS, ALPN or timeout).', ['origin'])
+  const connectSeconds = histogram(
+    'pool_connect_seconds',
+    'Time to establish a connection: DNS lookup, TCP, TLS and the server SETTINGS.',
+    ['origin'],
+    options.buckets?.connectSeconds ?? [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  )
+  const recycles = counter('recycles_total', 'Planned replacements of connections that reached their maximum age, by result.', ['origin', 'result'])
+  const drains = counter('drains_total', 'Connections that became read-only and drained their in-flight streams, by reason.', ['origin', 'reason'])
+  const goaways = counter('goaways_total', 'GOAWAY frames received from servers, by HTTP/2 error code.', ['origin', 'code'])
+  const pingTimeouts = counter('ping_timeouts_total', 'Connections declared dead because a PING was not acknowledged in time.', ['origin'])
+  const pingBackoffs = counter('ping_backoffs_total', 'Times a server asked for fewer PINGs (too_many_pings) and the interval doubled.', ['origin'])
+  const retries = counter('retries_total', 'Requests sent again because the server provably did not process them, by reason.', ['origin', 'reason'])
+  const ageSeconds = histogram(
+    'pool_age_seconds',
+    'How long connections lived, observed when they close, by close reason.',
+    ['origin', 'reason'],
+    options.buckets?.ageSeconds ?? [0.1, 0.25, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600],
+  )
+  const requests = histogram(
+    'pool_requests',
+    'Requests (streams) a connection served in its life, observed when it closes.',
+    ['origin'],
+    options.buckets?.requests ?? [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000],
+  )
 
   // Connections that are up: the gauge reads this, and closes of connections
   // that never came up (a failed connect) stay out of the age histograms.
