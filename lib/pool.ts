@@ -103,7 +103,6 @@ export class Pool implements ExchangeHost {
   #idleTimer: TimerHandle | undefined
   #lostError: Error | undefined
   #goawayLastStreamId: number | undefined
-  #requestLimitReported = false
   readonly #replaces: number | undefined
   #socket: Socket | undefined
   address: string | undefined
@@ -192,11 +191,8 @@ export class Pool implements ExchangeHost {
     this.#exchanges.add(exchange)
     this.served++
     this.#clearIdleTimer()
-    const limit = this.#context.options.maxRequestsPerConnection
-    if (limit > 0 && this.served >= limit && !this.#requestLimitReported) {
-      this.#requestLimitReported = true
-      this.#hooks.expired(this, 'requests')
-    }
+    // `served` grows by one: it equals the limit exactly once, so the limit is reported once.
+    if (this.served === this.#context.options.maxRequestsPerConnection) this.#hooks.expired(this, 'requests')
   }
 
   received(): void {
