@@ -18,7 +18,7 @@ import {
   QueueFullError,
   fromUndici,
 } from './errors.js'
-import { Controller, toSink } from './handler.js'
+import { Controller, toSink, type Sink } from './handler.js'
 import { Http1Fallback } from './http1.js'
 import { Config, type ClientOptions, type ResolvedOptions } from './options.js'
 import { Pool, type ExpiryReason, type OriginContext, type PoolEvent, type PoolHooks, type PoolState } from './pool.js'
@@ -82,6 +82,17 @@ function typed<T>(run: () => Promise<T>): Promise<T> {
     })
   } catch (error) {
     return Promise.reject(fromUndici(error))
+  }
+}
+
+/** undici's contract: invalid input is reported through the handler (started, then failed), never thrown. */
+function reportInvalid(sink: Sink, error: Error): void {
+  const controller = new Controller(() => {})
+  try {
+    sink.start(controller)
+    sink.error(controller, error)
+  } catch {
+    // A handler that throws while being told of its own bad input has nowhere left to report to.
   }
 }
 
@@ -189,14 +200,7 @@ export class Client extends Dispatcher {
         onRetry: this.#countRetry,
       })
     } catch (error) {
-      // undici's contract: invalid input is reported through the handler, never thrown.
-      const controller = new Controller(() => {})
-      try {
-        sink.start(controller)
-        sink.error(controller, error as Error)
-      } catch {
-        // A handler that throws while being told of its own bad input has nowhere left to report to.
-      }
+      reportInvalid(sink, error as Error)
       return false
     }
     call.start()
@@ -272,8 +276,7 @@ export class Client extends Dispatcher {
       dispatchOptions = toDispatchOptions(url, options) as Dispatcher.DispatchOptions
     } catch (error) {
       // Bad arguments are reported through the handle, like every other failure.
-      handle.handler.onRequestStart?.(new Controller(() => {}) as never, {})
-      handle.handler.onResponseError?.(new Controller(() => {}) as never, error as Error)
+      reportInvalid(toSink(handle.handler), error as Error)
       return handle
     }
     this.#dispatch(dispatchOptions, handle.handler, 0)
