@@ -121,7 +121,7 @@ export class Exchange {
   #wire(): void {
     const stream = this.#stream
     const call = this.call
-    call.carriedBy((reason) => this.#cancel(reason))
+    call.carriedBy(() => this.#cancel())
     call.controller.onResume = () => {
       if (this.#settled) return
       stream.resume()
@@ -230,23 +230,19 @@ export class Exchange {
 
   /** Ends the stream with an error the pool decided (drain deadline, dead connection). */
   terminate(error: Error): void {
-    if (this.#settled) return
-    this.#settled = true
-    this.#clearTimer()
-    this.#closeStream()
-    this.call.fail(error)
+    if (this.#cancel()) this.call.fail(error)
   }
 
-  /** The caller aborted: the call reports its own error. */
-  #cancel(_reason: Error): void {
-    if (this.#settled) return
+  /**
+   * Settles the exchange and resets its stream with CANCEL; false when it was
+   * already settled. A caller's abort stops here: the call reports its own error.
+   */
+  #cancel(): boolean {
+    if (this.#settled) return false
     this.#settled = true
     this.#clearTimer()
-    this.#closeStream()
-  }
-
-  #closeStream(): void {
     if (!this.#stream.closed && !this.#stream.destroyed) this.#stream.close(NGHTTP2_CANCEL)
+    return true
   }
 
   #armHeadersTimer(): void {
