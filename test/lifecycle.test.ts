@@ -6,6 +6,7 @@ import { record } from './helpers/channels.js'
 import { startBackend, startBackends, tableLookup, type Backend } from './helpers/h2-server.js'
 import { ManualClock } from './helpers/manual-clock.js'
 import { pki } from './helpers/pki.js'
+import { until } from './helpers/processes.js'
 
 const cleanup: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -29,15 +30,6 @@ async function setup(
 const text = async (client: Client, url: string, options: RequestOptions = {}) => {
   const res = await client.request(url, options)
   return { body: await res.body.text(), headers: res.headers }
-}
-
-/** Waits until the condition holds, polling on the event loop (bounded). */
-async function until(condition: () => boolean, what: string, limit = 5000): Promise<void> {
-  const start = Date.now()
-  while (!condition()) {
-    if (Date.now() - start > limit) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 2))
-  }
 }
 
 const poolStates = (client: Client, origin: string) => client.stats().origins[origin]?.pools.map((pool) => pool.state) ?? []

@@ -6,6 +6,7 @@ import { record } from './helpers/channels.js'
 import { startBackend, tableLookup, type Backend } from './helpers/h2-server.js'
 import { ManualClock } from './helpers/manual-clock.js'
 import { pki } from './helpers/pki.js'
+import { until } from './helpers/processes.js'
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js'
 
 const cleanup: (() => Promise<unknown>)[] = []
@@ -76,7 +77,7 @@ describe('PING liveness', () => {
     const clock = new ManualClock()
     const quiet = await throughProxy({ clock, keepAlive: { interval: 1000, timeout: 500 } })
     expect(await hello(quiet.client, quiet.base)).toBe('hello')
-    await until(() => quiet.client.stats().origins[quiet.origin]!.pools[0]!.inFlight === 0)
+    await until(() => quiet.client.stats().origins[quiet.origin]!.pools[0]!.inFlight === 0, 'the stream to close')
     quiet.proxy.mode('blackhole')
     clock.advance(5000)
     await new Promise((resolve) => setImmediate(resolve))
@@ -145,21 +146,13 @@ describe('idle timeout', () => {
     const events = record('drainpipe:pool:close')
     cleanup.push(async () => events.stop())
     const closed = events.next('drainpipe:pool:close')
-    await until(() => client.stats().origins[base]!.pools[0]!.inFlight === 0)
+    await until(() => client.stats().origins[base]!.pools[0]!.inFlight === 0, 'the stream to close')
     clock.advance(5000)
     expect((await closed).reason).toBe('idle-timeout')
     expect(await hello(client, base)).toBe('hello')
     expect(backend.connections).toBe(2)
   })
 })
-
-async function until(condition: () => boolean, limit = 5000): Promise<void> {
-  const start = Date.now()
-  while (!condition()) {
-    if (Date.now() - start > limit) throw new Error('condition not reached')
-    await new Promise((resolve) => setTimeout(resolve, 2))
-  }
-}
 
 describe('reconnect backoff', () => {
   it('connect failures space out exponentially with full jitter; a long-lived pool resets the backoff', async () => {
@@ -190,7 +183,7 @@ describe('reconnect backoff', () => {
     // The origin was up: a request now waits while the shard reconnects with backoff.
     const waiting = hello(client, base)
     const nextDelay = async () => {
-      await until(() => clock.pending().length > 0)
+      await until(() => clock.pending().length > 0, 'a reconnect timer')
       return clock.pending()[0]!
     }
     const delays: number[] = []

@@ -26,6 +26,7 @@ import { tableLookup } from './helpers/h2-server.js'
 import { haproxyAvailable, startHaproxy } from './helpers/haproxy.js'
 import { Load, type Window } from './helpers/load.js'
 import { pki } from './helpers/pki.js'
+import { until } from './helpers/processes.js'
 
 /** The connection age of the balance scenarios (ms). */
 const AGE = 800
@@ -168,15 +169,6 @@ function startLoad(client: Client, origin: string, concurrency: number): Load {
   ).start()
 }
 
-/** Polls `condition` every 10 ms until it holds; fails after `timeout` ms. */
-async function until(what: string, timeout: number, condition: () => boolean): Promise<void> {
-  const deadline = performance.now() + timeout
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`Timed out after ${timeout} ms waiting until ${what}`)
-    await delay(10)
-  }
-}
-
 /** Lets time pass until `instant` (a measurement window, not synchronisation). */
 async function reach(instant: number): Promise<void> {
   const left = instant - performance.now()
@@ -192,10 +184,14 @@ const live = (pool: PoolStats) => pool.state === 'open' || pool.state === 'recyc
 
 /** All `count` pools are up and requests are flowing. */
 async function warm(client: Client, origin: string, load: Load): Promise<void> {
-  await until(`${COUNT} pools are open and requests flow`, 10_000, () => {
-    if (load.failed > 0) throw load.failures[0]!.error
-    return pools(client, origin).filter((pool) => pool.state === 'open').length === COUNT && load.ok > 0
-  })
+  await until(
+    () => {
+      if (load.failed > 0) throw load.failures[0]!.error
+      return pools(client, origin).filter((pool) => pool.state === 'open').length === COUNT && load.ok > 0
+    },
+    `${COUNT} pools are open and requests flow`,
+    10_000,
+  )
 }
 
 /** The windows [from + k·width, from + (k+1)·width) until `to`, over the expected backends. */
@@ -223,7 +219,7 @@ async function expectBalancedWithin(load: Load, since: number, expected: string[
   const from = since + 1.5 * age
   const needed = expected.length * SAMPLES_PER_BACKEND
   await reach(since + 2.5 * age)
-  await until(`${needed} requests since 1.5 × age`, 5.5 * age, () => load.window(from, performance.now()).total >= needed).catch(() => {})
+  await until(() => load.window(from, performance.now()).total >= needed, `${needed} requests since 1.5 × age`, 5.5 * age).catch(() => {})
   const window = load.window(from, performance.now(), expected)
   const report = `per-backend requests after the change:\n${show([window], since, age)}\nbefore:\n${show(
     windows(load, since - age, from, 0.5 * age, expected),
@@ -283,7 +279,7 @@ async function recovery(resolver: Resolver): Promise<void> {
   const all = fleet.hosts
   const gone = all[2]!
   await dns.set(all.filter((host) => host !== gone))
-  await until(`no pool is left on ${gone}`, 3 * AGE, () => !pools(client, origin).some((pool) => live(pool) && pool.address === gone))
+  await until(() => !pools(client, origin).some((pool) => live(pool) && pool.address === gone), `no pool is left on ${gone}`, 3 * AGE)
   await fleet.stop(gone)
   await fleet.startAt(gone)
   await dns.set(all)
@@ -316,7 +312,7 @@ async function removal(resolver: Resolver): Promise<void> {
   subscribe('drainpipe:pool:drain', (m) => m.origin === origin && drains.push({ at: performance.now(), id: m.id, address: m.address, reason: m.reason }))
 
   // A pool that has just connected (a recycle).
-  await until('a recycle', 3 * age, () => connects.length > 0)
+  await until(() => connects.length > 0, 'a recycle', 3 * age)
   const fresh = connects[0]!
   const gone = fresh.address!
   await dns.set(fleet.hosts.filter((host) => host !== gone))
@@ -332,7 +328,7 @@ async function removal(resolver: Resolver): Promise<void> {
       ...pools(client, origin).map((p) => `now: pool ${p.id} shard ${p.shard} ${p.address} ${p.state}, age ${p.age.toFixed(0)} ms`),
     ].join('\n')
   }
-  await until(`no pool is left on ${gone}`, age, () => !pools(client, origin).some((pool) => live(pool) && pool.address === gone)).catch(
+  await until(() => !pools(client, origin).some((pool) => live(pool) && pool.address === gone), `no pool is left on ${gone}`, age).catch(
     (error: Error) => {
       throw new Error(`${error.message}\n${timeline()}`)
     },
@@ -376,10 +372,14 @@ describe('headless service: spreading while recycles overlap', () => {
     await dns.set(fleet.hosts)
     const before = Math.max(...pools(client, origin).map((pool) => pool.id))
     // One round: every shard replaced by a pool that resolved after the change.
-    await until('every shard has recycled once since the change', 5000, () => {
-      const current = pools(client, origin)
-      return current.filter((pool) => pool.id > before && pool.state === 'open').length === COUNT && !current.some((pool) => pool.id <= before && live(pool))
-    })
+    await until(
+      () => {
+        const current = pools(client, origin)
+        return current.filter((pool) => pool.id > before && pool.state === 'open').length === COUNT && !current.some((pool) => pool.id <= before && live(pool))
+      },
+      'every shard has recycled once since the change',
+      5000,
+    )
     const byAddress: Record<string, number> = Object.fromEntries(fleet.hosts.map((host) => [host, 0]))
     for (const pool of pools(client, origin).filter(live)) byAddress[pool.address!]! += 1
     expect(byAddress).toEqual(Object.fromEntries(fleet.hosts.map((host) => [host, 1])))
