@@ -376,15 +376,12 @@ export class Pool implements ExchangeHost {
     session.socket?.on('error', (error: Error) => {
       this.#lostError ??= error
     })
-    const keepAlive = this.#context.options.keepAlive
+    // With keepAlive off there are no periodic PINGs (interval 0), but a suspect connection is still probed.
+    const { timeout, whenIdle } = this.#context.options.keepAlive || defaults.keepAlive
     this.#liveness = new Liveness(
       session,
       this.clock,
-      {
-        interval: () => this.#context.pingInterval(),
-        timeout: keepAlive ? keepAlive.timeout : defaults.keepAlive.timeout,
-        whenIdle: keepAlive ? keepAlive.whenIdle : false,
-      },
+      { interval: () => this.#context.pingInterval(), timeout, whenIdle },
       () => this.#exchanges.size > 0,
       () => this.#pingTimedOut(),
       () => this.#hooks.slotFreed(this),
@@ -398,12 +395,10 @@ export class Pool implements ExchangeHost {
   }
 
   #pingTimedOut(): void {
-    const keepAlive = this.#context.options.keepAlive || defaults.keepAlive
+    const { timeout } = this.#context.options.keepAlive || defaults.keepAlive
     const interval = this.#context.pingInterval()
-    this.#lostError = new ConnectionLostError(
-      `No PING acknowledgement within ${keepAlive.timeout} ms (keepAlive.timeout): the connection is dead`,
-    )
-    publish('drainpipe:pool:ping-timeout', () => ({ ...this.info(), interval, timeout: keepAlive.timeout }))
+    this.#lostError = new ConnectionLostError(`No PING acknowledgement within ${timeout} ms (keepAlive.timeout): the connection is dead`)
+    publish('drainpipe:pool:ping-timeout', () => ({ ...this.info(), interval, timeout }))
     this.transition({ type: 'ping-timeout' })
   }
 
