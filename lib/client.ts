@@ -10,6 +10,7 @@ import type { BodyInput } from './body.js'
 import { Backoff } from './backoff.js'
 import { publish } from './channels.js'
 import type { TimerHandle } from './clock.js'
+import { hostOf } from './dial.js'
 import {
   ClientClosedError,
   ConnectError,
@@ -530,7 +531,7 @@ export class Client extends Dispatcher {
   /** A fresh lookup for every pool start; connect to the address with the fewest pools of this origin. */
   async #resolve(pool: Pool): Promise<string> {
     const state = this.#origins.get(pool.origin)!
-    const host = state.url.hostname.startsWith('[') ? state.url.hostname.slice(1, -1) : state.url.hostname
+    const host = hostOf(state.url)
     if (isIP(host)) return host
     const addresses = await lookupAll(state.options.lookup, host)
     this.#evictRemoved(state, addresses)

@@ -35,6 +35,17 @@ function secureContextFor(options: ConnectOptions): tls.SecureContext {
   return context
 }
 
+/** A live session and the socket under it (node:http2 hides the socket behind a guard). */
+export interface Dialed {
+  session: ClientHttp2Session
+  socket: net.Socket
+}
+
+/** The URL's host name as a lookup or SNI wants it: an IPv6 literal without its brackets. */
+export function hostOf(url: URL): string {
+  return url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+}
+
 /**
  * Opens a TCP (and TLS) connection to a resolved address and starts an
  * HTTP/2 session on it; resolves once the server's SETTINGS arrived.
@@ -44,15 +55,9 @@ function secureContextFor(options: ConnectOptions): tls.SecureContext {
  * and are verified against the IP. Verification is on unless the caller set
  * `rejectUnauthorized: false`.
  */
-/** A live session and the socket under it (node:http2 hides the socket behind a guard). */
-export interface Dialed {
-  session: ClientHttp2Session
-  socket: net.Socket
-}
-
 export function dial(target: DialTarget, signal: AbortSignal): Promise<Dialed> {
   const { url, address } = target
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+  const host = hostOf(url)
   const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80)
   return new Promise<Dialed>((resolve, reject) => {
     let socket: net.Socket
