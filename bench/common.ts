@@ -103,8 +103,6 @@ export interface LatencyResult {
   p999: number
   max: number
   count: number
-  /** Requests sent during the window versus the rate asked for. */
-  achievedRate: number
   recycles: number
   /** Recycling runs: requests in flight while a recycle was under way, and the others (µs). */
   duringRecycle?: { count: number; p50: number; p99: number; max: number }

@@ -30,7 +30,6 @@ export async function latency(task: Extract<Task, { kind: 'latency' }>, target: 
   let errors = 0
   let firstError: string | undefined
   let recording = false
-  let sentInWindow = 0
   const inFlight = new Set<Promise<void>>()
   // Requests of the window as [due, end] (ms), and recycles as [successor connect start, predecessor closed].
   const spans: number[] = []
@@ -61,7 +60,6 @@ export async function latency(task: Extract<Task, { kind: 'latency' }>, target: 
 
   const fire = (due: number) => {
     const record = recording
-    if (record) sentInWindow++
     const promise = client.send('GET', PATHS.small, undefined, false).then(
       () => {
         if (record) {
@@ -107,11 +105,9 @@ export async function latency(task: Extract<Task, { kind: 'latency' }>, target: 
   recyclesBefore = recyclesAtStart()
   const profiler = await profileWindow(task.profileDir, `latency-${task.client}${recycling ? '-recycling' : ''}`)
   recording = true
-  const windowStart = performance.now()
   await sleep(task.durationMs)
   recording = false
   await profiler.stop()
-  const windowMs = performance.now() - windowStart
   stop = true
   const recycles = recyclesAtStart() - recyclesBefore
   await Promise.race([Promise.all(inFlight), sleep(10_000)])
@@ -132,7 +128,6 @@ export async function latency(task: Extract<Task, { kind: 'latency' }>, target: 
     p999: histogram.getValueAtPercentile(99.9),
     max: histogram.maxValue,
     count: histogram.totalCount,
-    achievedRate: (sentInWindow * 1000) / windowMs,
     recycles,
     ...(split ? { duringRecycle: split.during, outsideRecycle: split.outside } : {}),
     errors,
