@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Client } from '../lib/index.js'
 import { tableLookup } from './helpers/h2-server.js'
 import { pki } from './helpers/pki.js'
-import { accepts, freePort, installed, ready, start, stop } from './helpers/processes.js'
+import { accepts, freePort, ready, requires, start, stop } from './helpers/processes.js'
 
 const cleanup: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -67,9 +67,9 @@ describe('HTTP/1.1 fallback', () => {
   })
 
   const nginx = '/usr/sbin/nginx'
-  const haveNginx = installed(nginx)
-  const skipNginx = !haveNginx && !process.env.CI
-  it.skipIf(skipNginx)(`against nginx without http2${skipNginx ? ' (skipped: nginx-light not installed)' : ''}`, async () => {
+  const nginxBinary = requires(nginx, 'nginx-light')
+  it.skipIf(nginxBinary.skip)(`against nginx without http2${nginxBinary.note}`, async () => {
+    nginxBinary.check()
     const dir = mkdtempSync(join(tmpdir(), 'drainpipe-nginx-'))
     cleanup.push(async () => rmSync(dir, { recursive: true, force: true }))
     writeFileSync(join(dir, 'cert.pem'), pki.apiTest.cert)

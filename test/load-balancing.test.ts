@@ -20,13 +20,13 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { Client, resolverLookup, type ChannelMessages, type LookupFunction, type PoolStats } from '../lib/index.js'
 import { startDnsServer } from './helpers/dns-server.js'
-import { dnsmasqAvailable, startDnsmasq, type Dnsmasq } from './helpers/dnsmasq.js'
+import { DNSMASQ_BINARY, startDnsmasq, type Dnsmasq } from './helpers/dnsmasq.js'
 import { Fleet, type FleetOptions } from './helpers/fleet.js'
 import { tableLookup } from './helpers/h2-server.js'
-import { haproxyAvailable, startHaproxy } from './helpers/haproxy.js'
+import { HAPROXY_BINARY, startHaproxy } from './helpers/haproxy.js'
 import { Load, type Window } from './helpers/load.js'
 import { pki } from './helpers/pki.js'
-import { until } from './helpers/processes.js'
+import { requires, until } from './helpers/processes.js'
 
 /** The connection age of the balance scenarios (ms). */
 const AGE = 800
@@ -50,14 +50,17 @@ interface Dns {
 
 interface Resolver {
   title: string
-  /** Why the scenarios cannot run here, if they cannot. */
-  missing: string | undefined
+  /** The scenarios cannot run here (a binary they need is missing). */
+  skip: boolean
+  /** Appended to the describe title, naming why they are skipped. */
+  note: string
   start(hosts: string[]): Promise<Dns>
 }
 
 const table: Resolver = {
   title: 'tableLookup',
-  missing: undefined,
+  skip: false,
+  note: '',
   async start(hosts) {
     const dns = tableLookup({ [NAME]: hosts })
     return {
@@ -78,7 +81,8 @@ function viaDnsServer(server: string): LookupFunction {
 
 const inRepoDns: Resolver = {
   title: 'resolverLookup and the in-repo DNS server',
-  missing: undefined,
+  skip: false,
+  note: '',
   async start(hosts) {
     const server = await startDnsServer()
     server.setRecords(NAME, hosts)
@@ -90,13 +94,14 @@ const inRepoDns: Resolver = {
   },
 }
 
-const dnsmasqMissing = !dnsmasqAvailable()
+// Skipped where dnsmasq-base is missing, except in CI, where the scenarios must run (and fail).
+const dnsmasqBinary = requires(DNSMASQ_BINARY, 'dnsmasq-base')
 const dnsmasq: Resolver = {
   title: 'resolverLookup and dnsmasq',
-  // Skipped where dnsmasq-base is missing, except in CI, where the scenarios must run (and fail).
-  missing: dnsmasqMissing && !process.env.CI ? 'dnsmasq-base not installed' : undefined,
+  note: dnsmasqBinary.note,
+  skip: dnsmasqBinary.skip,
   async start(hosts) {
-    if (dnsmasqMissing) throw new Error('CI is set but /usr/sbin/dnsmasq is missing: install the dnsmasq-base package')
+    dnsmasqBinary.check()
     const server: Dnsmasq = await startDnsmasq({ records: { [NAME]: hosts } })
     return {
       lookup: viaDnsServer(server.server),
@@ -356,8 +361,7 @@ async function removal(resolver: Resolver): Promise<void> {
 // ── Tests ──────────────────────────────────────────────────────────────────
 
 for (const resolver of [table, inRepoDns, dnsmasq]) {
-  const skip = resolver.missing !== undefined
-  describe.skipIf(skip)(`headless service through ${resolver.title}${skip ? ` (skipped: ${resolver.missing})` : ''}`, () => {
+  describe.skipIf(resolver.skip)(`headless service through ${resolver.title}${resolver.note}`, () => {
     it('scale-out 3 → 6 under load: max/min share ≤ 1.2 within 1.5 × age, 0 failed', () => scaleOut(resolver))
     it('a backend removed from DNS, stopped and restored: ≤ 1.2 within 1.5 × age of its return, 0 failed', () => recovery(resolver))
     it('an address removed from DNS loses its pools at the next lookup, not at their age, 0 failed', () => removal(resolver))
@@ -386,11 +390,10 @@ describe('headless service: spreading while recycles overlap', () => {
   })
 })
 
-const haproxyMissing = !haproxyAvailable()
-const skipHaproxy = haproxyMissing && !process.env.CI
-describe.skipIf(skipHaproxy)(`VIP: haproxy (TCP, round robin) in front of the backends${skipHaproxy ? ' (skipped: haproxy not installed)' : ''}`, () => {
+const haproxy = requires(HAPROXY_BINARY, 'haproxy')
+describe.skipIf(haproxy.skip)(`VIP: haproxy (TCP, round robin) in front of the backends${haproxy.note}`, () => {
   it('scale-out 3 → 6 behind one address: recycling alone rebalances, ≤ 1.2 within 1.5 × age, 0 failed', async () => {
-    if (haproxyMissing) throw new Error('CI is set but /usr/sbin/haproxy is missing: install the haproxy package')
+    haproxy.check()
     const fleet = await Fleet.start(6)
     cleanups.push(() => fleet.close())
     // Three pods in rotation, three more waiting in maintenance.

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { InvalidOptionError } from '../lib/errors.js'
 import { resolverLookup, type Lookup, type ResolverLookupOptions } from '../lib/resolver.js'
 import { startDnsServer, type DnsServer } from './helpers/dns-server.js'
-import { dnsmasqAvailable, startDnsmasq, type Dnsmasq } from './helpers/dnsmasq.js'
+import { DNSMASQ_BINARY, startDnsmasq, type Dnsmasq } from './helpers/dnsmasq.js'
+import { requires } from './helpers/processes.js'
 
 type Options = Parameters<Lookup>[1]
 
@@ -150,16 +151,15 @@ describe('resolverLookup against the in-repo DNS server', () => {
 })
 
 // dnsmasq tests skip where dnsmasq-base is missing, except in CI, where they must run (and fail).
-const dnsmasqMissing = !dnsmasqAvailable()
-const skipDnsmasq = dnsmasqMissing && !process.env.CI
+const dnsmasqBinary = requires(DNSMASQ_BINARY, 'dnsmasq-base')
 
-describe.skipIf(skipDnsmasq)(`resolverLookup against dnsmasq${skipDnsmasq ? ' (skipped: dnsmasq-base not installed)' : ''}`, () => {
+describe.skipIf(dnsmasqBinary.skip)(`resolverLookup against dnsmasq${dnsmasqBinary.note}`, () => {
   // Started by the first test rather than in beforeAll, so that in CI a missing dnsmasq fails every test
   // (vitest reports the tests of a failed beforeAll as skipped).
   let started: Promise<{ dnsmasq: Dnsmasq; lookup: Lookup }> | undefined
   const setup = () =>
     (started ??= (async () => {
-      if (dnsmasqMissing) throw new Error('CI is set but /usr/sbin/dnsmasq is missing: install the dnsmasq-base package')
+      dnsmasqBinary.check()
       const dnsmasq = await startDnsmasq({ records: { 'api.test': ['127.0.0.2', '127.0.0.3'], 'one.test': ['127.0.0.4'] } })
       return { dnsmasq, lookup: resolverLookup({ servers: [dnsmasq.server] }) }
     })())

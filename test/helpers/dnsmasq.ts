@@ -15,7 +15,7 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
 import { isIPv4 } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { installed, ready, start, startOnFreePort, stop, type Child, type Failure } from './processes.js'
+import { ready, start, startOnFreePort, stop, type Child, type Failure } from './processes.js'
 
 export const DNSMASQ_BINARY = '/usr/sbin/dnsmasq'
 
@@ -28,11 +28,6 @@ export interface Dnsmasq {
   setRecords(name: string, ipv4s: string[]): Promise<void>
   /** Stop dnsmasq and remove its files. Safe to call more than once. */
   close(): Promise<void>
-}
-
-/** Whether the dnsmasq binary is installed (and executable). */
-export function dnsmasqAvailable(): boolean {
-  return installed(DNSMASQ_BINARY)
 }
 
 const START_ATTEMPTS = 5

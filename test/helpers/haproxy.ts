@@ -14,7 +14,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, installed, ready, start, startOnFreePort, stop, type Child, type Failure } from './processes.js'
+import { freePort, ready, start, startOnFreePort, stop, type Child, type Failure } from './processes.js'
 
 export const HAPROXY_BINARY = '/usr/sbin/haproxy'
 
@@ -46,11 +46,6 @@ export interface Haproxy {
   sessions(): Promise<Record<string, { current: number; total: number }>>
   /** Stop haproxy and remove its files. Safe to call more than once. */
   close(): Promise<void>
-}
-
-/** Whether the haproxy binary is installed (and executable). */
-export function haproxyAvailable(): boolean {
-  return installed(HAPROXY_BINARY)
 }
 
 const START_ATTEMPTS = 5
