@@ -9,23 +9,6 @@ import { Liveness } from './liveness.js'
 import { defaults, type ResolvedOptions } from './options.js'
 import type { Call } from './request.js'
 
-/**
- * A pool is one HTTP/2 connection and its lifecycle (as in Finch, where an
- * HTTP/2 pool is one multiplexed connection). Every state and every
- * transition is in this file:
- *
- *   connecting ──connected──▶ open ──recycle-started──▶ recycling
- *       │                      │  ▲                        │
- *       │ connect-failed       │  └──recycle-failed────────┤ successor-ready
- *       ▼                      ▼                           ▼
- *    closed ◀── ping-timeout / session-closed ──── draining (read-only)
- *       ▲                                                   │
- *       └──────── session-closed (streams done) / drain-deadline
- *
- * The pool never decides on its own to recycle: age, cooldown and request
- * limits are reported to the supervisor (`Client`), which starts a successor
- * and tells the pool what happened.
- */
 /** A pool's state, with what each state holds (its session, timers). */
 export type PoolState =
   | { readonly name: 'connecting'; readonly abort: AbortController; readonly deadline: TimerHandle | undefined }
@@ -87,6 +70,23 @@ export interface PoolHooks {
 
 let nextId = 1
 
+/**
+ * A pool is one HTTP/2 connection and its lifecycle (as in Finch, where an
+ * HTTP/2 pool is one multiplexed connection). Every state and every
+ * transition is in this file:
+ *
+ *   connecting ──connected──▶ open ──recycle-started──▶ recycling
+ *       │                      │  ▲                        │
+ *       │ connect-failed       │  └──recycle-failed────────┤ successor-ready
+ *       ▼                      ▼                           ▼
+ *    closed ◀── ping-timeout / session-closed ──── draining (read-only)
+ *       ▲                                                   │
+ *       └──────── session-closed (streams done) / drain-deadline
+ *
+ * The pool never decides on its own to recycle: age, cooldown and request
+ * limits are reported to the supervisor (`Client`), which starts a successor
+ * and tells the pool what happened.
+ */
 export class Pool implements ExchangeHost {
   readonly id = nextId++
   readonly shard: number
