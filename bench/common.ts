@@ -92,6 +92,14 @@ export interface ThroughputResult {
   firstError?: string
 }
 
+/** Latency summary of a subset of a run's requests (µs). */
+export interface Split {
+  count: number
+  p50: number
+  p99: number
+  max: number
+}
+
 export interface LatencyResult {
   kind: 'latency'
   client: ClientName
@@ -105,8 +113,8 @@ export interface LatencyResult {
   count: number
   recycles: number
   /** Recycling runs: requests in flight while a recycle was under way, and the others (µs). */
-  duringRecycle?: { count: number; p50: number; p99: number; max: number }
-  outsideRecycle?: { count: number; p50: number; p99: number; max: number }
+  duringRecycle?: Split
+  outsideRecycle?: Split
   errors: number
   firstError?: string
 }

@@ -17,7 +17,7 @@ import diagnostics from 'node:diagnostics_channel'
 import * as hdr from 'hdr-histogram-js'
 import { makeClient } from '../clients.js'
 import { profileWindow } from '../profiler.js'
-import { PATHS, sleep, type LatencyResult, type Target, type Task } from '../common.js'
+import { PATHS, sleep, type LatencyResult, type Split, type Target, type Task } from '../common.js'
 
 export async function latency(task: Extract<Task, { kind: 'latency' }>, target: Target): Promise<LatencyResult> {
   const recycling = task.recycleMs !== undefined
@@ -148,13 +148,6 @@ function splitByRecycle(spans: number[], recycles: [number, number][]): { during
     ;(overlaps ? during : outside).push((end - due) * 1000)
   }
   return { during: summary(during), outside: summary(outside) }
-}
-
-export interface Split {
-  count: number
-  p50: number
-  p99: number
-  max: number
 }
 
 function summary(values: number[]): Split {
