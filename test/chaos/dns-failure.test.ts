@@ -15,7 +15,7 @@ import { startBackends } from '../helpers/h2-server.js'
 import { pki } from '../helpers/pki.js'
 import { until } from '../helpers/processes.js'
 import { drive, summary } from './helpers/drive.js'
-import { exactlyOnce } from './helpers/recorder.js'
+import { exactlyOnce, mixedRequests } from './helpers/recorder.js'
 
 const cleanup: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -65,6 +65,7 @@ describe('DNS failing during recycles', () => {
     })
 
     const succeeded = new Set<string>()
+    const mixed = mixedRequests(client, base, succeeded)
     const report = await drive({
       total: 200_000,
       concurrency: 20,
@@ -72,15 +73,7 @@ describe('DNS failing during recycles', () => {
       stopWhen: () => done,
       send: async (index) => {
         const current = phase
-        if (index % 2 === 0) {
-          const res = await client.request(`${base}/hello`)
-          if ((await res.body.text()) !== 'hello') throw new Error(`GET: ${res.statusCode}`)
-        } else {
-          const id = `p${index}`
-          const res = await client.request(`${base}/record?id=${id}`, { method: 'POST', body: id })
-          if ((await res.body.text()) !== id) throw new Error(`POST: ${res.statusCode}`)
-          succeeded.add(id)
-        }
+        await mixed(index)
         served[current]++
       },
     })

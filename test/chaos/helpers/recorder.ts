@@ -62,7 +62,8 @@ export function exactlyOnce(succeeded: Iterable<string>, ...processedMaps: Map<s
 }
 
 /**
- * A `send` for drive() through a proxy in front of a recorder at `base`: even
+ * A `send` for drive() against `base`, a proxy in front of a recorder or a
+ * test/helpers/h2-server.ts backend (both answer these routes): even
  * requests GET /hello, odd ones POST /record with the id `p<index>`. Any
  * answer but the expected one fails the request; the id of every POST that
  * succeeded is added to `succeeded`, for exactlyOnce().
