@@ -65,6 +65,7 @@ describe.skipIf(haproxy.skip)(`haproxy reloaded with -sf under load${haproxy.not
     )
     if (report.failed > 0) console.log(report.failures.slice(0, 3))
     expect(reloadErrors).toEqual([])
+    expect(report.sent).toBe(3000)
     expect(proxy.reloads).toBeGreaterThanOrEqual(8)
     expect(report.failed).toBe(0)
     expect(report.hung).toBe(0)
