@@ -106,8 +106,8 @@ export class Pool implements ExchangeHost {
   readonly #replaces: number | undefined
   #socket: Socket | undefined
   address: string | undefined
-  connectedAt: number | undefined
-  readonly startedAt: number
+  #connectedAt: number | undefined
+  readonly #startedAt: number
   served = 0
 
   /**
@@ -124,7 +124,7 @@ export class Pool implements ExchangeHost {
     this.authority = context.url.host
     this.headersTimeout = context.options.headersTimeout
     this.bodyTimeout = context.options.bodyTimeout
-    this.startedAt = context.clock.now()
+    this.#startedAt = context.clock.now()
     const abort = new AbortController()
     const { connectTimeout } = context.options
     const deadline =
@@ -171,7 +171,7 @@ export class Pool implements ExchangeHost {
   }
 
   get age(): number {
-    return this.connectedAt === undefined ? 0 : this.clock.now() - this.connectedAt
+    return this.#connectedAt === undefined ? 0 : this.clock.now() - this.#connectedAt
   }
 
   /** Sends a request on this connection. A read-only pool refuses it before a byte is written. */
@@ -357,7 +357,7 @@ export class Pool implements ExchangeHost {
   }
 
   #opened(session: ClientHttp2Session): void {
-    this.connectedAt = this.clock.now()
+    this.#connectedAt = this.clock.now()
     session.on('goaway', (errorCode: number, lastStreamId: number, debug: Buffer | undefined) => {
       this.#goawayLastStreamId = Math.min(lastStreamId, this.#goawayLastStreamId ?? Infinity)
       const text = debug?.toString('utf8') ?? ''
@@ -389,7 +389,7 @@ export class Pool implements ExchangeHost {
     this.#armIdleTimer()
     publish('drainpipe:pool:connect', () => ({
       ...this.info(),
-      connectDuration: this.connectedAt! - this.startedAt,
+      connectDuration: this.#connectedAt! - this.#startedAt,
       successorOf: this.#replaces,
     }))
   }
