@@ -172,8 +172,9 @@ export class Client extends Dispatcher {
     goaway: (pool, errorCode, debug) => this.#goaway(pool, errorCode, debug),
   }
 
-  // Made once, not per request: every call is routed and counted the same way.
+  // Made once, not per request: every call is routed, its body buffer sized and its retries counted the same way.
   readonly #routeCall = (call: Call) => this.#route(call)
+  readonly #retryBufferSize = (origin: string) => this.#config.for(origin).retryBufferSize
   readonly #countRetry = () => {
     this.#totals.retries++
   }
@@ -195,7 +196,7 @@ export class Client extends Dispatcher {
     let call: Call
     try {
       if (this.#closing) throw new ClientClosedError(this.#destroyed ? 'The client was destroyed' : 'The client is closed')
-      const request = prepare(options, (origin) => this.#config.for(origin).retryBufferSize)
+      const request = prepare(options, this.#retryBufferSize)
       call = new Call(request, sink, this.#routeCall, {
         retries: retries ?? this.#config.for(request.origin).retries,
         onRetry: this.#countRetry,

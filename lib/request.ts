@@ -93,10 +93,7 @@ function optionalDuration(name: string, value: unknown): number | undefined {
 }
 
 /** Validates undici-style dispatch options; throws a typed error naming what is wrong. */
-export function prepare(
-  options: Dispatcher.DispatchOptions,
-  retryBufferSize: (origin: string) => number = () => 0,
-): PreparedRequest {
+export function prepare(options: Dispatcher.DispatchOptions, retryBufferSize: (origin: string) => number): PreparedRequest {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('Dispatch options must be an object')
   const origin = parseOrigin(options.origin)
   const method = checkMethod(options.method ?? 'GET')
