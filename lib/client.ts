@@ -498,10 +498,7 @@ export class Client extends Dispatcher {
   }
 
   #failQueue(state: OriginState, error: Error): void {
-    for (const waiting of state.queue.splice(0)) {
-      if (waiting.timer !== undefined) state.clock.clearTimeout(waiting.timer)
-      waiting.call.fail(error)
-    }
+    for (const call of takeQueue(state)) call.fail(error)
   }
 
   /** Starts a pool for every shard that has none (first use, or after an idle close). */
@@ -680,10 +677,7 @@ export class Client extends Dispatcher {
     if (state.http1) return
     const http1 = new Http1Fallback(state.origin, state.options)
     state.http1 = http1
-    for (const waiting of state.queue.splice(0)) {
-      if (waiting.timer !== undefined) state.clock.clearTimeout(waiting.timer)
-      http1.run(waiting.call)
-    }
+    for (const call of takeQueue(state)) http1.run(call)
     if (this.#closing) this.#checkClosed()
   }
 
@@ -711,6 +705,14 @@ function isRequestLike(input: unknown): input is globalThis.Request {
     typeof (input as Request).method === 'string' &&
     typeof (input as Request).headers?.forEach === 'function'
   )
+}
+
+/** Empties an origin's queue, stopping the waits' connect timers: the calls, in order. */
+function takeQueue(state: OriginState): Call[] {
+  return state.queue.splice(0).map((waiting) => {
+    if (waiting.timer !== undefined) state.clock.clearTimeout(waiting.timer)
+    return waiting.call
+  })
 }
 
 function lookupAll(lookup: ResolvedOptions['lookup'], host: string): Promise<string[]> {
