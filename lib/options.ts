@@ -303,7 +303,7 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
 }
 
 /** Parses an origin key (`https://host:port`) into its canonical form, or throws naming it. */
-export function canonicalOrigin(key: string, what = 'origin'): string {
+function canonicalOrigin(key: string, what = 'origin'): string {
   let url: URL
   try {
     url = new URL(key)

@@ -125,7 +125,7 @@ export function prepare(options: Dispatcher.DispatchOptions, retryBufferSize: (o
 }
 
 /** Whether a failure is safe to send again: the server provably never processed it. */
-export const isRetryable = (error: unknown): boolean => error instanceof ReadOnlyError || error instanceof RefusedStreamError
+const isRetryable = (error: unknown): boolean => error instanceof ReadOnlyError || error instanceof RefusedStreamError
 
 /** What a carrier (an exchange, a queue slot) does when the caller aborts. */
 export type Cancel = (reason: Error) => void
