@@ -234,33 +234,24 @@ describe('invalid frames', () => {
 })
 
 describe('floods', () => {
-  it('a SETTINGS flood (20,000 frames) ends the connection with a typed error; the next connection serves', async () => {
-    const { client, server, base } = await start(
-      once(async (c) => {
-        await c.stream(1)
-        const one = frames.settings([])
-        c.write(Buffer.concat(Array.from({ length: 20_000 }, () => one)))
-      }),
-    )
-    const result = await outcome(client, `${base}/x`)
-    typed(result.error, ConnectionLostError)
-    expect(result.ms).toBeLessThan(PING_DEADLINE)
-    await recoversAndCloses(client, server, base)
-  })
-
-  it('a PING flood (20,000 frames) ends the connection with a typed error', async () => {
-    const { client, server, base } = await start(
-      once(async (c) => {
-        await c.stream(1)
-        const one = frames.ping(Buffer.alloc(8))
-        c.write(Buffer.concat(Array.from({ length: 20_000 }, () => one)))
-      }),
-    )
-    const result = await outcome(client, `${base}/x`)
-    typed(result.error, ConnectionLostError)
-    expect(result.ms).toBeLessThan(PING_DEADLINE)
-    await recoversAndCloses(client, server, base)
-  })
+  const floods: [string, Buffer][] = [
+    ['SETTINGS', frames.settings([])],
+    ['PING', frames.ping(Buffer.alloc(8))],
+  ]
+  for (const [name, one] of floods) {
+    it(`a ${name} flood (20,000 frames) ends the connection with a typed error; the next connection serves`, async () => {
+      const { client, server, base } = await start(
+        once(async (c) => {
+          await c.stream(1)
+          c.write(Buffer.concat(Array.from({ length: 20_000 }, () => one)))
+        }),
+      )
+      const result = await outcome(client, `${base}/x`)
+      typed(result.error, ConnectionLostError)
+      expect(result.ms).toBeLessThan(PING_DEADLINE)
+      await recoversAndCloses(client, server, base)
+    })
+  }
 
   it('an endless CONTINUATION sequence (no END_HEADERS) is cut off with a typed error', async () => {
     const { client, server, base } = await start(
@@ -469,12 +460,17 @@ describe('GOAWAY', () => {
 })
 
 describe('resets and lies after the response started', () => {
+  /** A 200 that announces 1,000 bytes of body and sends the first 100. */
+  const partialResponse = (c: HostileConnection, id: number) => {
+    c.write(frames.headers(id, [[':status', '200'], ['content-length', '1000']]))
+    c.write(frames.data(id, 'x'.repeat(100)))
+  }
+
   it('RST_STREAM(INTERNAL_ERROR) after a partial body: the body fails with ProtocolError (code 2), not retried', async () => {
     const { client, server, base } = await start(
       once(async (c) => {
         const id = await c.stream(1)
-        c.write(frames.headers(id, [[':status', '200'], ['content-length', '1000']]))
-        c.write(frames.data(id, 'x'.repeat(100)))
+        partialResponse(c, id)
         c.write(frames.rstStream(id, ErrorCode.INTERNAL_ERROR))
         serveWell(c)
       }),
@@ -487,47 +483,45 @@ describe('resets and lies after the response started', () => {
     expect(server.connections[0]!.streams.length).toBe(2)
   })
 
-  it('RST_STREAM(REFUSED_STREAM) after the response started is not reported as unprocessed', async () => {
-    const { client, server, base } = await start(
-      once(async (c) => {
-        const id = await c.stream(1)
-        c.write(frames.headers(id, [[':status', '200'], ['content-length', '1000']]))
-        c.write(frames.data(id, 'x'.repeat(100)))
+  // Signals that would mean "not processed" before a response; after one, they cannot.
+  const lateDenials: [string, (c: HostileConnection, id: number) => void][] = [
+    [
+      'RST_STREAM(REFUSED_STREAM)',
+      (c, id) => {
         c.write(frames.rstStream(id, ErrorCode.REFUSED_STREAM))
         serveWell(c)
-      }),
-    )
-    const result = await outcome(client, `${base}/x`, { method: 'POST', body: 'once' })
-    expect(result.status).toBe(200)
-    expect(result.bodyError).toBeInstanceOf(DrainpipeError)
-    // The server answered: it processed the request, whatever its reset says.
-    expect((result.bodyError as DrainpipeError).unprocessed).toBe(false)
-    await recoversAndCloses(client, server, base)
-  })
-
-  it('GOAWAY(last-stream-id 0) after the response started is not reported as unprocessed', async () => {
-    const { client, server, base } = await start(
-      once(async (c) => {
-        const id = await c.stream(1)
-        c.write(frames.headers(id, [[':status', '200'], ['content-length', '1000']]))
-        c.write(frames.data(id, 'x'.repeat(100)))
+      },
+    ],
+    [
+      'GOAWAY(last-stream-id 0)',
+      (c) => {
         c.write(frames.goaway(0))
         c.socket.end()
-      }),
-    )
-    const result = await outcome(client, `${base}/x`, { method: 'POST', body: 'once' })
-    expect(result.status).toBe(200)
-    expect(result.bodyError).toBeInstanceOf(DrainpipeError)
-    expect((result.bodyError as DrainpipeError).unprocessed).toBe(false)
-    await recoversAndCloses(client, server, base)
-  })
+      },
+    ],
+  ]
+  for (const [name, deny] of lateDenials) {
+    it(`${name} after the response started is not reported as unprocessed`, async () => {
+      const { client, server, base } = await start(
+        once(async (c) => {
+          const id = await c.stream(1)
+          partialResponse(c, id)
+          deny(c, id)
+        }),
+      )
+      const result = await outcome(client, `${base}/x`, { method: 'POST', body: 'once' })
+      expect(result.status).toBe(200)
+      // The server answered: it processed the request, whatever its reset or GOAWAY says.
+      typed(result.bodyError, DrainpipeError)
+      await recoversAndCloses(client, server, base)
+    })
+  }
 
   it('the connection reset (TCP RST) after a partial body: ConnectionLostError', async () => {
     const { client, server, base } = await start(
       once(async (c) => {
         const id = await c.stream(1)
-        c.write(frames.headers(id, [[':status', '200'], ['content-length', '1000']]))
-        c.write(frames.data(id, 'x'.repeat(100)))
+        partialResponse(c, id)
         // The client's PING ACK proves it read the partial body before the RST.
         c.write(frames.ping(Buffer.from('partial!')))
         await c.frame((f) => f.type === FrameType.PING && (f.flags & Flag.ACK) !== 0)
