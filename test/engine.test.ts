@@ -496,10 +496,12 @@ describe('streams limit and queue', () => {
   it("respects the server's SETTINGS_MAX_CONCURRENT_STREAMS with a FIFO queue, bounded by maxQueue", async () => {
     let active = 0
     let peak = 0
+    const arrivals: number[] = []
     const limited = await startBackend({
       host: '127.0.0.3',
       settings: { maxConcurrentStreams: 5 },
-      handler: (_req, res) => {
+      handler: (req, res) => {
+        arrivals.push(Number(new URL(req.url, 'https://x').searchParams.get('i')))
         active++
         peak = Math.max(peak, active)
         setTimeout(() => {
@@ -511,9 +513,11 @@ describe('streams limit and queue', () => {
     const limitedClient = new Client({ connect: { ca: pki.ca }, maxQueue: 60, lookup: tableLookup({ 'api.test': ['127.0.0.3'] }).lookup })
     try {
       const url = `https://api.test:${limited.port}/any`
-      const results = await Promise.all(Array.from({ length: 50 }, () => limitedClient.request(url).then((r) => r.body.text())))
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => limitedClient.request(`${url}?i=${i}`).then((r) => r.body.text())))
       expect(results.every((text) => text === 'ok')).toBe(true)
       expect(peak).toBe(5)
+      // One connection, so the server sees the streams in the order the queue let them go: first in, first out.
+      expect(arrivals).toEqual(Array.from({ length: 50 }, (_, i) => i))
       const flood = await Promise.allSettled(Array.from({ length: 100 }, () => limitedClient.request(url).then((r) => r.body.text())))
       const rejected = flood.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason)
       expect(rejected.length).toBeGreaterThan(0)
