@@ -606,8 +606,14 @@ describe('close and destroy', () => {
 
   it('an Agent and drainpipe can share the process (sanity of the undici peer)', async () => {
     const agent = new Agent({ allowH2: true, connect: { ca: pki.ca, lookup: tableLookup({ 'api.test': ['127.0.0.2'] }).lookup as never } })
-    const res = await undiciRequest(`${base}/hello`, { dispatcher: agent })
-    expect(await res.body.text()).toBe('hello')
-    await agent.close()
+    try {
+      // Side by side, to the same origin: each answers, each on a connection of its own.
+      const [viaAgent, viaClient] = await Promise.all([undiciRequest(`${base}/hello`, { dispatcher: agent }), client.request(`${base}/hello`)])
+      expect(await viaAgent.body.text()).toBe('hello')
+      expect(await viaClient.body.text()).toBe('hello')
+      expect(viaAgent.headers['x-connection']).not.toBe(viaClient.headers['x-connection'])
+    } finally {
+      await agent.close()
+    }
   })
 })
