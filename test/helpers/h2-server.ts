@@ -23,6 +23,11 @@ export interface BackendOptions {
   handler?: Handler
   /** Delay (ms) before accepting each new connection's session (used to prove no request waits for a handshake). */
   acceptDelay?: number
+  /**
+   * Holds the `n`th TCP connection (1, 2, …) before the HTTP/2 server sees it until the returned promise
+   * settles: a handshake that ends when the test says so, not after a time. Not with `acceptDelay`.
+   */
+  acceptWhen?: (n: number) => Promise<unknown>
   allowHTTP1?: boolean
 }
 
@@ -159,16 +164,20 @@ export async function startBackend(options: BackendOptions = {}): Promise<Backen
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
-  if (options.acceptDelay) {
+  if (options.acceptDelay || options.acceptWhen) {
     // Hold every new TCP connection before the HTTP/2 server sees it.
-    const delay = options.acceptDelay
+    const delay = options.acceptDelay ?? 0
+    const when = options.acceptWhen
     const listeners = server.listeners('connection') as ((socket: unknown) => void)[]
+    let accepted = 0
     server.removeAllListeners('connection')
     server.on('connection', (socket: import('node:net').Socket) => {
       socket.pause()
-      setTimeout(() => {
+      const hand = () => {
         for (const listener of listeners) listener.call(server, socket)
-      }, delay)
+      }
+      if (when) void when(++accepted).then(hand, hand)
+      else setTimeout(hand, delay)
     })
   }
   server.on('session', (session: ServerHttp2Session) => {
