@@ -223,9 +223,15 @@ describe('reconnect backoff', () => {
     })
     const base = `https://api.test:${healthy.port}`
     await Promise.all(Array.from({ length: 10 }, () => hello(client, base)))
+    const events = record('drainpipe:pool:connect-failed')
+    cleanup.push(async () => events.stop())
+    const refused = events.next('drainpipe:pool:connect-failed', (m) => m.address === '127.0.0.10')
     await dying.close()
     dying = undefined
+    await refused // the shard on 127.0.0.10 is backing off now
+    const before = healthy.requests
     const results = await Promise.allSettled(Array.from({ length: 50 }, () => hello(client, base)))
     expect(results.filter((r) => r.status === 'rejected')).toEqual([])
+    expect(healthy.requests - before).toBe(50)
   })
 })
