@@ -439,6 +439,12 @@ describe('createUniversalClient: calls refused after their body was sent are rep
       const response = await send(createUniversalClient(transport.client), [], chunks)
       expect(response.status).toBe(200)
       expect(received.map((body) => body.length)).toEqual([200 * 1024, 200 * 1024])
+      // "Up to": a body above 256 KiB is not replayed.
+      received = []
+      refuseNext = 1
+      const tooBig = await caught(send(createUniversalClient(transport.client), [], [...chunks, ...chunks]))
+      expect(tooBig.cause).toBeInstanceOf(RefusedStreamError)
+      expect(received.map((body) => body.length)).toEqual([400 * 1024])
     } finally {
       await transport.close()
     }
