@@ -19,6 +19,7 @@ import { EventEmitter, once } from 'node:events'
 import net, { type AddressInfo } from 'node:net'
 import tls from 'node:tls'
 import { pki } from '../helpers/pki.js'
+import { until } from '../helpers/processes.js'
 
 export const FrameType = {
   DATA: 0x0,
@@ -356,13 +357,9 @@ export async function startHostileServer(options: HostileServerOptions): Promise
       return connections[n - 1]!
     },
     async allClosed(limit = 5000) {
-      const start = Date.now()
-      while (connections.some((connection) => !connection.closed)) {
-        if (Date.now() - start > limit) {
-          throw new Error(`${connections.filter((c) => !c.closed).length} connection(s) still open after ${limit} ms`)
-        }
-        await new Promise((resolve) => setTimeout(resolve, 5))
-      }
+      await until(() => connections.every((connection) => connection.closed), 'every connection to close', limit, 5).catch(() => {
+        throw new Error(`${connections.filter((c) => !c.closed).length} connection(s) still open after ${limit} ms`)
+      })
     },
     async close() {
       for (const connection of connections) {
