@@ -125,10 +125,10 @@ describe('drainpipe/testing: createTestClient', () => {
   it('stream(): a streamed mock arrives chunk by chunk, with back-pressure, intact', async () => {
     const chunk = Buffer.alloc(16 * 1024, 7)
     const count = 128 // 2 MiB, far above undici's body buffer: the playback must pause and resume
+    let sent = 0
     const client = make({
       handlers: [
         http.get('https://mock.test/big', () => {
-          let sent = 0
           const body = new ReadableStream<Uint8Array>({
             pull(controller) {
               if (sent++ < count) controller.enqueue(new Uint8Array(chunk))
@@ -144,12 +144,18 @@ describe('drainpipe/testing: createTestClient', () => {
     expect(response.headers['content-type']).toBe('application/octet-stream')
     let size = 0
     let chunks = 0
+    /** The most the mock had produced beyond what the reader had taken (bytes). */
+    let ahead = 0
     for await (const piece of response.body) {
       size += piece.length
       chunks++
+      ahead = Math.max(ahead, Math.min(sent, count) * chunk.length - size)
+      await new Promise((resolve) => setImmediate(resolve)) // a reader slower than the mock: it yields after each chunk
     }
     expect(size).toBe(chunk.length * count)
     expect(chunks).toBeGreaterThan(1)
+    // Back-pressure: the playback waited for the reader instead of producing the whole body ahead of it.
+    expect(ahead).toBeLessThan((chunk.length * count) / 2)
     expect(await response.trailers).toEqual({})
   })
 
