@@ -66,7 +66,7 @@ export interface GoawayMessage extends PoolInfo {
   debug: string
 }
 
-/** `drainpipe:pool:ping-timeout`: no PING ACK within `keepAlive.timeout`; the connection is dead. */
+/** `drainpipe:pool:ping-timeout`: no PING ACK within its deadline (`keepAlive.timeout`, or 2 s at most for the probe after a request timed out); the connection is dead. */
 export interface PingTimeoutMessage extends PoolInfo {
   /** The PING interval in force, in ms. */
   interval: number

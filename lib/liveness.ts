@@ -4,6 +4,12 @@ import type { Clock, TimerHandle } from './clock.js'
 /** Deadline (ms) of the PING that checks a connection after a request timed out. */
 const PROBE_TIMEOUT = 2000
 
+/** The ACK deadline of one PING: `keepAlive.timeout`, or the shorter one of a probe after a request timed out. */
+export interface Deadline {
+  timeout: number
+  probe: boolean
+}
+
 export interface LivenessSettings {
   /** Read at each scheduling: the origin may double it after `too_many_pings`. 0: no periodic PINGs. */
   interval(): number
@@ -29,7 +35,7 @@ export class Liveness {
   readonly #clock: Clock
   readonly #settings: LivenessSettings
   readonly #hasStreams: () => boolean
-  readonly #onDead: () => void
+  readonly #onDead: (deadline: Deadline) => void
   #lastReceived: number
   #timer: TimerHandle | undefined
   #stopped = false
@@ -42,7 +48,7 @@ export class Liveness {
     clock: Clock,
     settings: LivenessSettings,
     hasStreams: () => boolean,
-    onDead: () => void,
+    onDead: (deadline: Deadline) => void,
     reassured: () => void,
   ) {
     this.#reassured = reassured
@@ -64,7 +70,7 @@ export class Liveness {
   suspect(): void {
     if (this.#doubtful) return
     this.#doubtful = true
-    if (!this.#pinging) this.#ping(Math.min(PROBE_TIMEOUT, this.#settings.timeout))
+    if (!this.#pinging) this.#ping({ timeout: Math.min(PROBE_TIMEOUT, this.#settings.timeout), probe: true })
   }
 
   received(): void {
@@ -89,23 +95,23 @@ export class Liveness {
     this.#ping()
   }
 
-  #ping(timeout = this.#settings.timeout): void {
+  #ping(deadline: Deadline = { timeout: this.#settings.timeout, probe: false }): void {
     if (this.#session.destroyed || this.#session.closed) return
     this.#clear()
     this.#pinging = true
     let answered = false
-    const deadline = this.#clock.setTimeout(() => {
-      if (!answered && !this.#stopped) this.#onDead()
-    }, timeout)
-    this.#timer = deadline
+    const timer = this.#clock.setTimeout(() => {
+      if (!answered && !this.#stopped) this.#onDead(deadline)
+    }, deadline.timeout)
+    this.#timer = timer
     const sent = this.#session.ping((error) => {
       answered = true
       this.#pinging = false
-      this.#clock.clearTimeout(deadline)
+      this.#clock.clearTimeout(timer)
       if (this.#stopped) return
       if (error) {
         // Cancelled because the session is going away anyway; otherwise the connection is gone.
-        if (!this.#session.destroyed && !this.#session.closed) this.#onDead()
+        if (!this.#session.destroyed && !this.#session.closed) this.#onDead(deadline)
         return
       }
       this.received()
@@ -115,7 +121,7 @@ export class Liveness {
         this.#reassured()
       }
     })
-    if (!sent) this.#onDead()
+    if (!sent) this.#onDead(deadline)
   }
 
   #clear(): void {

@@ -5,7 +5,7 @@ import { publish } from './channels.js'
 import { dial } from './dial.js'
 import { ConnectionLostError, ConnectTimeoutError, DrainTimeoutError, ReadOnlyError } from './errors.js'
 import { Exchange, type ExchangeHost } from './exchange.js'
-import { Liveness } from './liveness.js'
+import { Liveness, type Deadline } from './liveness.js'
 import { defaults, type ResolvedOptions } from './options.js'
 import type { Call } from './request.js'
 
@@ -383,7 +383,7 @@ export class Pool implements ExchangeHost {
       this.clock,
       { interval: () => this.#context.pingInterval(), timeout, whenIdle },
       () => this.#exchanges.size > 0,
-      () => this.#pingTimedOut(),
+      (deadline) => this.#pingTimedOut(deadline),
       () => this.#hooks.slotFreed(this),
     )
     this.#armIdleTimer()
@@ -394,10 +394,10 @@ export class Pool implements ExchangeHost {
     }))
   }
 
-  #pingTimedOut(): void {
-    const { timeout } = this.#context.options.keepAlive || defaults.keepAlive
+  #pingTimedOut({ timeout, probe }: Deadline): void {
     const interval = this.#context.pingInterval()
-    this.#lostError = new ConnectionLostError(`No PING acknowledgement within ${timeout} ms (keepAlive.timeout): the connection is dead`)
+    const which = probe ? 'the probe after a request timed out' : 'keepAlive.timeout'
+    this.#lostError = new ConnectionLostError(`No PING acknowledgement within ${timeout} ms (${which}): the connection is dead`)
     publish('drainpipe:pool:ping-timeout', () => ({ ...this.info(), interval, timeout }))
     this.transition({ type: 'ping-timeout' })
   }

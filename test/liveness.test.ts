@@ -100,6 +100,30 @@ describe('PING liveness', () => {
     expect(watched.client.stats().pingTimeouts).toBe(1)
   })
 
+  it('a request timeout probes at once with a 2 s deadline, and the loss names that deadline, not keepAlive.timeout (injected clock)', async () => {
+    const clock = new ManualClock()
+    const { client, proxy, base } = await throughProxy({ clock, keepAlive: { interval: 30_000, timeout: 10_000 } })
+    const res = await client.request(`${base}/never`)
+    const reading = res.body.text()
+    await once(res.body, 'data')
+    proxy.mode('blackhole')
+    const events = record('drainpipe:pool:ping-timeout')
+    cleanup.push(async () => events.stop())
+    const timedOut = client.request(`${base}/hello`, { headersTimeout: 1_000 })
+    const probed = once(proxy, 'discard')
+    clock.advance(1_000) // the headers timeout: the connection is suspect, a PING goes out now
+    await expect(timedOut).rejects.toMatchObject({ code: 'DRAINPIPE_HEADERS_TIMEOUT' })
+    await probed
+    const dead = events.next('drainpipe:pool:ping-timeout')
+    clock.advance(1_999)
+    expect(events.of('drainpipe:pool:ping-timeout')).toHaveLength(0)
+    clock.advance(1)
+    expect((await dead).timeout).toBe(2_000)
+    const lost = await reading.catch((error: unknown) => error)
+    expect(lost).toBeInstanceOf(ConnectionLostError)
+    expect((lost as Error).message).toContain('within 2000 ms (the probe after a request timed out)')
+  })
+
   it("a server's too_many_pings GOAWAY doubles the interval for that origin, without failed requests", async () => {
     let pings = 0
     const backend = await startBackend({ host: '127.0.0.8' })
