@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
-import type { ClientHttp2Stream } from 'node:http2'
 import { InvalidArgumentError, RequestBodyError } from './errors.js'
+import { encodeMultipart } from './multipart.js'
 
 /** Request bodies drainpipe accepts (those of undici.request and undici.fetch). */
 export type BodyInput =
@@ -18,23 +18,41 @@ export type BodyInput =
 
 type Chunk = Uint8Array | string
 
+/** Where a request body is written: a stream of the engine, with its backpressure. */
+export interface BodySink {
+  /** False when the caller should wait for `writable()`. */
+  write(chunk: Buffer): boolean
+  end(): void
+  writable(): Promise<void>
+  /** The attempt is over (answered, failed, cancelled): stop writing. */
+  closed(): boolean
+}
+
+/** A FormData of any undici copy (Node's global one, or the npm package's). */
+function isFormData(input: object): input is FormData {
+  return input instanceof FormData || Object.prototype.toString.call(input) === '[object FormData]'
+}
+
 const toBuffer = (chunk: Chunk): Buffer =>
   typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
 
 /**
  * A request body ready to send, any number of times while that is safe.
  *
- * Fixed bodies (`bytes`) are replayed as they are. A streamed source is
- * pulled once; what was pulled is kept on a tape, up to `replayLimit` bytes,
- * so an attempt that failed unprocessed after it had started sending (a
- * GOAWAY race, REFUSED_STREAM) can be sent again from the first byte. Past
- * the limit, or once the response started, nothing more is kept and the body
- * can no longer be replayed.
+ * Fixed bodies (`bytes`) are replayed as they are. Blob and FormData bodies
+ * have a known length and are read afresh for each attempt. A streamed
+ * source is pulled once; what was pulled is kept on a tape, up to
+ * `replayLimit` bytes, so an attempt that failed unprocessed after it had
+ * started sending (a GOAWAY race, REFUSED_STREAM) can be sent again from the
+ * first byte. Past the limit, or once the response started, nothing more is
+ * kept and the body can no longer be replayed.
  */
 export class RequestBody {
   readonly bytes: Buffer | undefined
   readonly length: number | undefined
   readonly contentType: string | undefined
+  /** A source that can be read again from its start, any number of times (Blob, FormData). */
+  readonly #reread: (() => AsyncIterable<Chunk>) | undefined
   readonly #input: AsyncIterable<Chunk> | undefined
   readonly #replayLimit: number
   #source: AsyncIterator<Chunk> | undefined
@@ -47,41 +65,51 @@ export class RequestBody {
   /** Each attempt reads the body anew; readers of earlier attempts stop. */
   #generation = 0
 
-  private constructor(bytes: Buffer | undefined, input: AsyncIterable<Chunk> | undefined, replayLimit: number, contentType?: string) {
-    this.bytes = bytes
+  private constructor(
+    fixed: { bytes?: Buffer; length?: number; contentType?: string; reread?: () => AsyncIterable<Chunk> },
+    input?: AsyncIterable<Chunk>,
+    replayLimit = 0,
+  ) {
+    this.bytes = fixed.bytes
+    this.length = fixed.bytes?.length ?? fixed.length
+    this.contentType = fixed.contentType
+    this.#reread = fixed.reread
     this.#input = input
     this.#replayLimit = replayLimit
-    this.length = bytes?.length
-    this.contentType = contentType
   }
 
-  static readonly empty = new RequestBody(undefined, undefined, 0)
+  static readonly empty = new RequestBody({})
 
   static from(input: BodyInput, replayLimit = 0): RequestBody {
     if (input === null || input === undefined) return RequestBody.empty
-    if (typeof input === 'string') return new RequestBody(Buffer.from(input), undefined, 0)
-    if (Buffer.isBuffer(input)) return new RequestBody(input, undefined, 0)
-    if (input instanceof Uint8Array) return new RequestBody(toBuffer(input), undefined, 0)
-    if (input instanceof ArrayBuffer) return new RequestBody(Buffer.from(input), undefined, 0)
-    if (input instanceof Blob || input instanceof FormData || input instanceof URLSearchParams) {
-      // The WHATWG Response encodes these (multipart boundary, charset) exactly as fetch would.
-      const encoded = new Response(input)
-      const contentType = encoded.headers.get('content-type') ?? undefined
-      return new RequestBody(undefined, encoded.body as unknown as AsyncIterable<Uint8Array>, replayLimit, contentType)
+    if (typeof input === 'string') return new RequestBody({ bytes: Buffer.from(input) })
+    if (Buffer.isBuffer(input)) return new RequestBody({ bytes: input })
+    if (input instanceof Uint8Array) return new RequestBody({ bytes: toBuffer(input) })
+    if (input instanceof ArrayBuffer) return new RequestBody({ bytes: Buffer.from(input) })
+    if (input instanceof URLSearchParams) {
+      return new RequestBody({ bytes: Buffer.from(input.toString()), contentType: 'application/x-www-form-urlencoded;charset=UTF-8' })
+    }
+    if (input instanceof Blob) {
+      const reread = () => input.stream() as unknown as AsyncIterable<Uint8Array>
+      return new RequestBody({ length: input.size, contentType: input.type || undefined, reread })
+    }
+    if (isFormData(input)) {
+      const form = encodeMultipart(input)
+      return new RequestBody({ length: form.length, contentType: form.contentType, reread: () => form.chunks() })
     }
     if (typeof (input as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
-      return new RequestBody(undefined, input as AsyncIterable<Chunk>, replayLimit)
+      return new RequestBody({}, input as AsyncIterable<Chunk>, replayLimit)
     }
     if (typeof (input as ReadableStream).getReader === 'function') {
-      return new RequestBody(undefined, Readable.fromWeb(input as import('node:stream/web').ReadableStream), replayLimit)
+      return new RequestBody({}, Readable.fromWeb(input as import('node:stream/web').ReadableStream), replayLimit)
     }
     throw new InvalidArgumentError(
-      `Unsupported request body type: ${Object.prototype.toString.call(input)} (use a string, Uint8Array, Readable, async iterable, ReadableStream, Blob or FormData)`,
+      `Unsupported request body type: ${Object.prototype.toString.call(input)} (use a string, Uint8Array, Readable, async iterable, ReadableStream, Blob, FormData or URLSearchParams)`,
     )
   }
 
   get isEmpty(): boolean {
-    return this.bytes === undefined && this.#input === undefined
+    return this.bytes === undefined && this.#reread === undefined && this.#input === undefined
   }
 
   /** Whether sending it again would send the same bytes. */
@@ -108,33 +136,38 @@ export class RequestBody {
   /** The body for another dispatcher (the HTTP/1.1 fallback). */
   forDispatch(): Buffer | AsyncIterable<Buffer> | null {
     if (this.bytes !== undefined) return this.bytes
-    return this.#input === undefined ? null : this.#chunks()
+    return this.isEmpty ? null : this.#chunks()
   }
 
   /**
-   * Writes the body to the stream, respecting HTTP/2 flow control (waits for
-   * 'drain'), and ends the stream. Rejects with a `RequestBodyError` when
-   * the source fails.
+   * Writes the body, waiting whenever the sink is full, and ends it.
+   * Rejects with a `RequestBodyError` when the source fails.
    */
-  async send(stream: ClientHttp2Stream): Promise<void> {
+  async send(sink: BodySink): Promise<void> {
     if (this.bytes !== undefined) {
-      stream.end(this.bytes)
+      sink.write(this.bytes)
+      sink.end()
       return
     }
     try {
       for await (const chunk of this.#chunks()) {
-        if (stream.destroyed) return
-        if (!stream.write(chunk)) await drained(stream)
+        if (sink.closed()) return
+        if (!sink.write(chunk)) await sink.writable()
       }
     } catch (error) {
-      if (stream.destroyed) return
+      if (sink.closed()) return
       throw new RequestBodyError(`The request body failed: ${(error as Error)?.message ?? error}`, { cause: error })
     }
-    if (!stream.destroyed) stream.end()
+    if (!sink.closed()) sink.end()
   }
 
-  /** The body from its first byte: the tape, then the rest of the source. */
+  /** The body from its first byte. */
   async *#chunks(): AsyncGenerator<Buffer> {
+    if (this.#reread !== undefined) {
+      for await (const chunk of this.#reread()) yield toBuffer(chunk)
+      return
+    }
+    // A one-shot source: the tape, then the rest of the source.
     const generation = ++this.#generation
     let index = 0
     for (;;) {
@@ -182,15 +215,4 @@ export class RequestBody {
     )
     return this.#reading
   }
-}
-function drained(stream: ClientHttp2Stream): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off('drain', done)
-      stream.off('close', done)
-      resolve()
-    }
-    stream.on('drain', done)
-    stream.on('close', done)
-  })
 }

@@ -1,26 +1,7 @@
-import http2, { type ClientHttp2Session } from 'node:http2'
 import net, { isIP } from 'node:net'
 import tls from 'node:tls'
 import { ConnectError, ProtocolNegotiationError } from './errors.js'
 import type { ConnectOptions } from './options.js'
-
-export interface DialTarget {
-  /** Canonical origin, `https://host:port`. */
-  origin: string
-  url: URL
-  /** The resolved address to connect to. */
-  address: string
-  tls: ConnectOptions
-}
-
-/**
- * Our local SETTINGS: no server push, and a 1 MiB stream window (a 4 MiB
- * connection window is set once connected). Node's 64 KiB default leaves a
- * download waiting on WINDOW_UPDATE round trips most of the time (about 3×
- * slower on 10 MiB in bench/); memory stays bounded by these windows.
- */
-const settings: http2.Settings = { enablePush: false, initialWindowSize: 1 << 20 }
-const CONNECTION_WINDOW = 4 << 20
 
 // Building a TLS context parses the CA bundle (and copies the root store):
 // ~1 ms of blocking work per connection. One per `connect` options object.
@@ -35,89 +16,9 @@ function secureContextFor(options: ConnectOptions): tls.SecureContext {
   return context
 }
 
-/** A live session and the socket under it (node:http2 hides the socket behind a guard). */
-export interface Dialed {
-  session: ClientHttp2Session
-  socket: net.Socket
-}
-
 /** The URL's host name as a lookup or SNI wants it: an IPv6 literal without its brackets. */
 export function hostOf(url: URL): string {
   return url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
-}
-
-/**
- * Opens a TCP (and TLS) connection to a resolved address and starts an
- * HTTP/2 session on it; resolves once the server's SETTINGS arrived.
- *
- * The certificate is verified against the origin's host name (sent as SNI),
- * never against the IP we happen to connect to; IP-literal hosts send no SNI
- * and are verified against the IP. Verification is on unless the caller set
- * `rejectUnauthorized: false`.
- */
-export function dial(target: DialTarget, signal: AbortSignal): Promise<Dialed> {
-  const { url, address } = target
-  const host = hostOf(url)
-  const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80)
-  return new Promise<Dialed>((resolve, reject) => {
-    let socket: net.Socket
-    let session: ClientHttp2Session | undefined
-    const fail = (error: Error) => {
-      signal.removeEventListener('abort', onAbort)
-      session?.destroy()
-      socket.destroy()
-      reject(error)
-    }
-    const onAbort = () => fail(signal.reason as Error)
-    const onSocketError = (error: Error) =>
-      fail(new ConnectError(`Could not connect to ${target.origin} at ${address}: ${error.message}`, { cause: error }))
-
-    const startSession = () => {
-      socket.off('error', onSocketError)
-      const created = http2.connect(target.origin, { createConnection: () => socket, settings })
-      session = created
-      const onEarlyError = (error: Error) =>
-        fail(new ConnectError(`HTTP/2 session to ${target.origin} at ${address} failed: ${error.message}`, { cause: error }))
-      const onEarlyClose = () => fail(new ConnectError(`${target.origin} at ${address} closed the connection before its SETTINGS`))
-      created.once('error', onEarlyError)
-      created.once('close', onEarlyClose)
-      created.once('remoteSettings', () => {
-        signal.removeEventListener('abort', onAbort)
-        created.setLocalWindowSize(CONNECTION_WINDOW)
-        created.off('error', onEarlyError)
-        created.off('close', onEarlyClose)
-        resolve({ session: created, socket })
-      })
-    }
-
-    // http:// origins reach here only with h2c: HTTP/2 with prior knowledge.
-    if (url.protocol === 'http:') {
-      socket = net.connect({ host: address, port })
-      socket.once('connect', startSession)
-    } else {
-      const servername = isIP(host) ? undefined : host
-      socket = tls.connect({
-        ...(servername === undefined ? {} : { servername }),
-        ...target.tls,
-        secureContext: target.tls.secureContext ?? secureContextFor(target.tls),
-        host: address,
-        port,
-        ALPNProtocols: ['h2', 'http/1.1'],
-      })
-      socket.once('secureConnect', () => {
-        const tlsSocket = socket as tls.TLSSocket
-        if (tlsSocket.alpnProtocol !== 'h2') {
-          // A server that negotiates no protocol at all speaks HTTP/1.1.
-          fail(new ProtocolNegotiationError(target.origin, tlsSocket.alpnProtocol || 'http/1.1'))
-          return
-        }
-        startSession()
-      })
-    }
-    socket.once('error', onSocketError)
-    if (signal.aborted) onAbort()
-    else signal.addEventListener('abort', onAbort, { once: true })
-  })
 }
 
 /** What `dialSocket` needs: where to connect, and how to verify TLS. */
@@ -194,11 +95,11 @@ export function dialSocket(target: SocketTarget, signal: AbortSignal): Promise<D
       if (next < target.addresses.length) timer = setTimeout(tryNext, ATTEMPT_DELAY)
     }
     const secure = (tcp: net.Socket, address: string) => {
-      // The race is over: the other attempts go, this one is upgraded.
+      // The race is over: the other attempts go, this one is upgraded. The TLS socket owns
+      // the TCP socket from now on (destroying both would free its handle twice: a crash).
       clearTimeout(timer)
       for (const other of attempts) if (other !== tcp) other.destroy()
       attempts.length = 0
-      attempts.push(tcp)
       const host = hostOf(url)
       const servername = isIP(host) ? undefined : host
       // The TLS socket reports the TCP socket's errors from now on.
@@ -208,6 +109,8 @@ export function dialSocket(target: SocketTarget, signal: AbortSignal): Promise<D
         ...target.tls,
         secureContext: target.tls.secureContext ?? secureContextFor(target.tls),
         socket: tcp,
+        // Over a socket of ours, `host` is only what the certificate is checked against: the origin's host, never the address.
+        host,
         ALPNProtocols: ['h2', 'http/1.1'],
       })
       attempts.push(socket)

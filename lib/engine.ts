@@ -166,8 +166,8 @@ export interface Connection {
   readonly activeStreams: number
   /** Whether `open()` may be called now: no GOAWAY either way, no error, stream ids left. */
   readonly accepting: boolean
-  /** Counts frames received: liveness compares it across a PING interval instead of taking a timestamp per frame. */
-  readonly received: number
+  /** When bytes last arrived from the server, on the target's clock (read once per socket read, not per frame). */
+  readonly lastReceivedAt: number
   /** Set once, before anything is reported. */
   listen(listener: ConnectionListener): void
   /**

@@ -68,10 +68,8 @@ export class ConnectError extends DrainpipeError {
 /** DNS lookup, TCP, TLS and the server's SETTINGS did not complete within `connectTimeout`. */
 export class ConnectTimeoutError extends DrainpipeError {
   override name = 'ConnectTimeoutError'
-  constructor(timeout: number) {
-    super(`Connect timeout: no HTTP/2 session within ${timeout} ms (connectTimeout)`, 'DRAINPIPE_CONNECT_TIMEOUT', {
-      unprocessed: true,
-    })
+  constructor(timeout: number, message = `Connect timeout: no HTTP/2 session within ${timeout} ms (connectTimeout)`) {
+    super(message, 'DRAINPIPE_CONNECT_TIMEOUT', { unprocessed: true })
   }
 }
 

@@ -1,20 +1,16 @@
-import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2'
 import type { Clock, TimerHandle } from './clock.js'
+import { type Connection, ErrorCode, errorCodeName, type ResponseHeaders, type Stream, type StreamClosed, type StreamHandler } from './engine.js'
 import {
   BodyTimeoutError,
   ConnectionLostError,
   DrainpipeError,
   HeadersTimeoutError,
-  InvalidHeaderError,
   ProtocolError,
   ReadOnlyError,
   RefusedStreamError,
 } from './errors.js'
-import type { ResponseHeaders } from './handler.js'
-import { responseHeaders } from './headers.js'
-import type { Call } from './request.js'
-
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_NO_ERROR } = http2.constants
+import type { BodySink } from './body.js'
+import type { Call } from './call.js'
 
 /** What an exchange needs from the pool that carries it. */
 export interface ExchangeHost {
@@ -23,144 +19,199 @@ export interface ExchangeHost {
   readonly authority: string
   readonly headersTimeout: number
   readonly bodyTimeout: number
-  /** Set once the server sent GOAWAY: streams above it were never processed. */
-  readonly goawayLastStreamId: number | undefined
-  /** Why the connection died, when it did (PING timeout, socket error). */
-  readonly lostError: Error | undefined
-  /** Something arrived from the peer: the connection is alive. */
-  received(): void
+  /** For messages: the limit a response head may have run into. */
+  readonly maxHeaderFields: number
+  /** A response head arrived: the connection serves. */
+  answered(): void
   /** A request timed out: the connection may be dead. */
   suspect(): void
   /** The stream is gone, whatever the outcome: the slot is free. */
   released(exchange: Exchange): void
 }
 
-const codeName = (code: number): string =>
-  Object.entries(http2.constants).find(([name, value]) => name.startsWith('NGHTTP2_') && value === code && !name.includes('SETTINGS'))?.[0] ??
-  `code ${code}`
-
-/** node:http2 throws synchronously on some inputs: turn those into typed errors, never uncaught exceptions. */
-function requestFailure(error: NodeJS.ErrnoException): Error {
-  switch (error.code) {
-    case 'ERR_HTTP2_GOAWAY_SESSION':
-    case 'ERR_HTTP2_INVALID_SESSION':
-    case 'ERR_HTTP2_OUT_OF_STREAMS':
-      return new ReadOnlyError(`The connection no longer accepts streams (${error.code}); the request was not processed`)
-    case 'ERR_HTTP2_INVALID_HEADER_VALUE':
-    case 'ERR_INVALID_HTTP_TOKEN':
-    case 'ERR_INVALID_CHAR':
-    case 'ERR_HTTP2_HEADER_SINGLE_VALUE':
-    case 'ERR_HTTP2_INVALID_CONNECTION_HEADERS':
-    case 'ERR_HTTP2_INVALID_PSEUDOHEADER':
-      return new InvalidHeaderError(String((error as { header?: string }).header ?? 'unknown'), error.message)
-    default:
-      return new ProtocolError(`node:http2 refused the request: ${error.message}`, { cause: error, unprocessed: true })
-  }
-}
+/** Statuses whose responses have no body whatever their content-length says (RFC 9110 §8.6). */
+const bodyless = (method: string, status: number): boolean => method === 'HEAD' || status === 204 || status === 304
 
 /**
  * One attempt of a request as one HTTP/2 stream: writes headers and body,
- * feeds the response to the call, and on the stream's close decides what a
- * failure means (refused, above GOAWAY, lost, reset).
+ * feeds the response to the call, checks that the body is as long as the
+ * response said, and when the stream closes early decides what that means:
+ * refused, above a GOAWAY, lost, or reset.
  */
-export class Exchange {
+export class Exchange implements StreamHandler {
   readonly call: Call
   readonly #host: ExchangeHost
-  readonly #stream: ClientHttp2Stream
-  readonly #session: ClientHttp2Session
-  #trailers: ResponseHeaders = {}
+  #stream!: Stream
   /** The exchange's one timer: headers timeout, then body timeout (see #onTimer). */
   #timer: TimerHandle | undefined
   #timerDue = 0
-  /** Set when the outcome was reported (or the caller cancelled): 'close' then has nothing to say. */
+  /** Set when the outcome was reported (or the caller cancelled): later stream events have nothing to say. */
   #settled = false
   #responded = false
   #lastData = 0
-  /**
-   * node:http2 can emit a stream's first DATA (and even its end) before its
-   * 'response' event, which it defers with nextTick in some states: hold them.
-   */
-  #early: Buffer[] | undefined
-  #endedEarly = false
-  #streamError: Error | undefined
+  /** The response's content-length, when it declared one that binds the body. */
+  #declared: number | undefined
+  #receivedBytes = 0
+  #writable: (() => void) | undefined
 
-  private constructor(host: ExchangeHost, session: ClientHttp2Session, stream: ClientHttp2Stream, call: Call) {
+  private constructor(host: ExchangeHost, call: Call) {
     this.#host = host
-    this.#session = session
-    this.#stream = stream
     this.call = call
   }
 
-  /** Opens the stream. Returns undefined when node:http2 refused it (the call was told why). */
-  static start(host: ExchangeHost, session: ClientHttp2Session, call: Call): Exchange | undefined {
+  /** Opens the stream. Returns undefined when the engine refused it (the call was told why). */
+  static start(host: ExchangeHost, connection: Connection, call: Call): Exchange | undefined {
     const request = call.request
-    const headers: OutgoingHttpHeaders = {
-      ':method': request.method,
-      ':scheme': host.scheme,
-      ':authority': request.authority ?? host.authority,
-      ':path': request.path,
-      ...request.headers,
-    }
     const body = request.body
-    if (body.length !== undefined && headers['content-length'] === undefined) headers['content-length'] = body.length
-    let stream: ClientHttp2Stream
+    let headers = request.headers
+    if (body.length !== undefined && headers['content-length'] === undefined) headers = { ...headers, 'content-length': String(body.length) }
+    const exchange = new Exchange(host, call)
     try {
-      stream = session.request(headers, { endStream: body.isEmpty })
+      exchange.#stream = connection.open(
+        { method: request.method, scheme: host.scheme, authority: request.authority ?? host.authority, path: request.path, headers },
+        body.isEmpty,
+        exchange,
+      )
     } catch (error) {
-      call.fail(requestFailure(error as NodeJS.ErrnoException))
+      call.fail(error as Error)
       return undefined
     }
-    const exchange = new Exchange(host, session, stream, call)
-    exchange.#wire()
-    if (!body.isEmpty) {
-      body.send(stream).catch((error: Error) => exchange.terminate(error))
+    call.carriedBy(() => exchange.#cancel())
+    call.controller.onResume = () => {
+      if (exchange.#settled) return
+      exchange.#stream.resume()
+      exchange.#armBodyTimer()
     }
+    exchange.#armHeadersTimer()
+    if (!body.isEmpty) body.send(exchange.#sink()).catch((error: Error) => exchange.terminate(error))
     return exchange
   }
 
-  #wire(): void {
-    const stream = this.#stream
-    const call = this.call
-    call.carriedBy(() => this.#cancel())
-    call.controller.onResume = () => {
-      if (this.#settled) return
-      stream.resume()
-      this.#armBodyTimer()
-    }
-    this.#armHeadersTimer()
-    stream.on('response', (headers: IncomingHttpHeaders) => this.#onResponse(headers))
-    stream.on('trailers', (trailers: IncomingHttpHeaders) => {
-      this.#host.received()
-      this.#trailers = responseHeaders(trailers)
-    })
-    stream.on('data', (chunk: Buffer) => this.#onData(chunk))
-    stream.on('end', () => this.#onEnd())
-    stream.on('error', (error: Error) => {
-      this.#streamError = error
-    })
-    stream.on('close', () => this.#onClose())
-  }
+  // ── StreamHandler: what the engine reports ───────────────────────────────
 
-  #onResponse(headers: IncomingHttpHeaders): void {
-    this.#host.received()
+  response(status: number, headers: ResponseHeaders): void {
+    if (this.#settled) return
     this.#responded = true
-    const status = Number(headers[':status'])
-    this.call.responseStarted(status, responseHeaders(headers), '')
-    const early = this.#early
-    this.#early = undefined
-    if (early) for (const chunk of early) this.call.data(chunk)
+    this.#host.answered()
+    const declared = headers['content-length']
+    if (typeof declared === 'string' && !bodyless(this.call.request.method, status)) this.#declared = Number(declared)
+    this.call.responseStarted(status, headers, '')
     this.#afterDelivery()
-    if (this.#endedEarly) this.#onEnd()
   }
 
-  #onData(chunk: Buffer): void {
-    this.#host.received()
-    if (!this.#responded) {
-      ;(this.#early ??= []).push(chunk)
-      return
-    }
+  data(chunk: Buffer): void {
+    if (this.#settled) return
+    this.#receivedBytes += chunk.length
     this.call.data(chunk)
     this.#afterDelivery()
+  }
+
+  end(trailers: ResponseHeaders): void {
+    if (this.#settled) return
+    this.#settle()
+    const declared = this.#declared
+    if (declared !== undefined && declared !== this.#receivedBytes) {
+      this.call.fail(
+        new ProtocolError(`The response ended after ${this.#receivedBytes} of ${declared} bytes (content-length): it is incomplete`, {
+          http2Code: ErrorCode.PROTOCOL_ERROR,
+        }),
+      )
+      return
+    }
+    this.call.complete(trailers)
+  }
+
+  closed(why: StreamClosed): void {
+    if (this.#settled) return
+    this.#settle()
+    this.call.fail(this.#closeReason(why))
+  }
+
+  writable(): void {
+    const resume = this.#writable
+    this.#writable = undefined
+    resume?.()
+  }
+
+  // ── The rest ─────────────────────────────────────────────────────────────
+
+  /** Ends the stream with an error the pool decided (drain deadline, dead connection, destroy). */
+  terminate(error: Error): void {
+    if (this.#cancel()) this.call.fail(error)
+  }
+
+  /** Where the request body goes: the stream, waiting for `writable()` when it is full. */
+  #sink(): BodySink {
+    return {
+      write: (chunk) => this.#stream.write(chunk),
+      end: () => this.#stream.end(),
+      writable: () => new Promise<void>((resolve) => (this.#writable = resolve)),
+      closed: () => this.#settled,
+    }
+  }
+
+  /** Why a stream closed before its response was complete. */
+  #closeReason(why: StreamClosed): Error {
+    const { code, lost } = why
+    const id = this.#stream.id
+    if (why.unprocessed && !this.#responded) {
+      return new ReadOnlyError(
+        `The server stopped taking streams (GOAWAY) before stream ${id ?? '(unsent)'} was processed; the request was not processed`,
+      )
+    }
+    // Once a response arrived the server processed the request, whatever it claims afterwards.
+    if (code === ErrorCode.REFUSED_STREAM && !this.#responded) return new RefusedStreamError()
+    if (lost) {
+      return lost instanceof DrainpipeError && !lost.unprocessed
+        ? lost
+        : new ConnectionLostError(`The connection was lost with the request in flight: ${lost.message}`, { cause: lost })
+    }
+    if (why.error) return why.error
+    const incomplete =
+      this.#declared !== undefined ? ` after ${this.#receivedBytes} of ${this.#declared} bytes (content-length)` : ''
+    if (code !== undefined && code !== ErrorCode.NO_ERROR) {
+      const name = errorCodeName(code)
+      const stage = this.#responded ? `the response body${incomplete ? ` ended${incomplete}` : ' was cut off'}` : 'no response arrived'
+      return new ProtocolError(`${this.#resetter(why, name)}: ${stage}`, { http2Code: code })
+    }
+    return new ProtocolError(
+      this.#responded
+        ? `The stream closed before the response body ended${incomplete}`
+        : 'The stream closed before a response arrived',
+      { http2Code: code },
+    )
+  }
+
+  /** Who reset the stream with `name`, as far as the engine can tell. */
+  #resetter(why: StreamClosed, name: string): string {
+    if (why.by === 'peer') return `The server reset the stream with ${name}`
+    if (why.by === 'local') return `drainpipe reset the stream with ${name}`
+    // node:http2 resets malformed responses itself, indistinguishably from the server.
+    const local =
+      name === 'PROTOCOL_ERROR' && this.#responded && this.#declared !== undefined && this.#receivedBytes !== this.#declared
+        ? 'node:http2, as the body did not match its content-length'
+        : name === 'ENHANCE_YOUR_CALM' && !this.#responded
+          ? `node:http2, if the response had more than ${this.#host.maxHeaderFields} header fields (maxHeaderFields) or exceeded maxHeaderSize`
+          : 'node:http2, if it found the response malformed'
+    return `The stream was reset with ${name} (by the server, or by ${local})`
+  }
+
+  /**
+   * Settles the exchange and resets its stream with CANCEL; false when it was
+   * already settled. A caller's abort stops here: the call reports its own error.
+   */
+  #cancel(): boolean {
+    if (this.#settled) return false
+    this.#stream.reset(ErrorCode.CANCEL)
+    this.#settle()
+    return true
+  }
+
+  #settle(): void {
+    this.#settled = true
+    this.#clearTimer()
+    this.writable()
+    this.#host.released(this)
   }
 
   /** Applies the caller's backpressure: a paused caller stops the stream, and so the flow-control window. */
@@ -172,77 +223,6 @@ export class Exchange {
     } else {
       this.#armBodyTimer()
     }
-  }
-
-  #onEnd(): void {
-    // node:http2 also ends the readable side of a stream that was torn down
-    // (session destroyed, socket lost): only an end on a live stream is END_STREAM.
-    if (this.#settled || this.#stream.destroyed) return
-    if (!this.#responded) {
-      this.#endedEarly = true
-      return
-    }
-    this.#settled = true
-    this.#clearTimer()
-    this.call.complete(this.#trailers)
-  }
-
-  #onClose(): void {
-    this.#clearTimer()
-    this.#host.released(this)
-    // The whole response arrived; only its deferred 'response' event is still to come.
-    if (this.#settled || this.#endedEarly) return
-    this.#settled = true
-    this.call.fail(this.#closeReason())
-  }
-
-  /** Why a stream closed before its response ended. */
-  #closeReason(): Error {
-    const stream = this.#stream
-    const code = stream.rstCode ?? NGHTTP2_NO_ERROR
-    const lastStreamId = this.#host.goawayLastStreamId
-    if (lastStreamId !== undefined && !this.#responded && (stream.id === undefined || stream.id > lastStreamId)) {
-      return new ReadOnlyError(
-        `The server sent GOAWAY (last-stream-id ${lastStreamId}) before processing stream ${stream.id ?? '(unsent)'}; the request was not processed`,
-      )
-    }
-    // Once a response arrived the server processed the request, whatever it claims afterwards.
-    if (code === NGHTTP2_REFUSED_STREAM && !this.#responded) return new RefusedStreamError()
-    // node:http2 closes a dying session's streams before it reports the session's own error.
-    const lost =
-      this.#host.lostError ?? (this.#session.destroyed ? (this.#streamError ?? new Error('the connection closed')) : undefined)
-    if (lost) {
-      return lost instanceof DrainpipeError && !lost.unprocessed
-        ? lost
-        : new ConnectionLostError(`The connection was lost with the request in flight: ${lost.message}`, { cause: lost })
-    }
-    if (code !== NGHTTP2_NO_ERROR) {
-      return new ProtocolError(`The server reset the stream with ${codeName(code)}`, {
-        http2Code: code,
-        cause: this.#streamError,
-      })
-    }
-    return new ProtocolError(
-      this.#responded ? 'The stream closed before the response body ended' : 'The stream closed before a response arrived',
-      { cause: this.#streamError },
-    )
-  }
-
-  /** Ends the stream with an error the pool decided (drain deadline, dead connection). */
-  terminate(error: Error): void {
-    if (this.#cancel()) this.call.fail(error)
-  }
-
-  /**
-   * Settles the exchange and resets its stream with CANCEL; false when it was
-   * already settled. A caller's abort stops here: the call reports its own error.
-   */
-  #cancel(): boolean {
-    if (this.#settled) return false
-    this.#settled = true
-    this.#clearTimer()
-    if (!this.#stream.closed && !this.#stream.destroyed) this.#stream.close(NGHTTP2_CANCEL)
-    return true
   }
 
   #armHeadersTimer(): void {

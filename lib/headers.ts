@@ -1,5 +1,7 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2'
 import { InvalidHeaderError, shown } from './errors.js'
+
+/** Request header fields as they go on the wire: lowercase names; a list only for set-cookie. */
+export type RequestHeaders = Record<string, string | string[]>
 
 /** Request headers in every shape undici accepts. */
 export type HeadersInput =
@@ -15,14 +17,14 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const FORBIDDEN_IN_VALUE = /[\r\n\0]/
 // host[:port], IPv6 literals in brackets: what :authority may carry.
 const AUTHORITY = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+)(:\d{1,5})?$/
-// node:http2 sends values as latin1, keeping only the low byte of wider characters:
-// U+010D would go out as CR. Only ISO-8859-1 is let through.
+// Values go out as latin1, one byte per character: a wider character such as
+// U+010D would lose its high byte and go out as CR. Only ISO-8859-1 is let through.
 const BEYOND_LATIN1 = /[^\u0000-\u00ff]/
 
 // Connection-specific fields are forbidden in HTTP/2 (RFC 9113 §8.2.2); `te` only as "trailers".
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings'])
 
-// Fields that may appear once; node:http2 throws if given a list for them.
+// Fields that may appear once (RFC 9110): two different values are a mistake to report.
 const SINGLE_VALUE = new Set([
   'authorization',
   'content-encoding',
@@ -98,9 +100,9 @@ function checkedValue(name: string, value: unknown): string {
  * with ", ", set-cookie kept apart). Throws `InvalidHeaderError` naming the
  * header for anything that cannot be sent.
  */
-export function toHttp2Headers(input: HeadersInput): { headers: OutgoingHttpHeaders; authority: string | undefined } {
+export function toHttp2Headers(input: HeadersInput): { headers: RequestHeaders; authority: string | undefined } {
   // No prototype: header names such as __proto__ or constructor are plain names here.
-  const headers: OutgoingHttpHeaders = Object.create(null) as OutgoingHttpHeaders
+  const headers: RequestHeaders = Object.create(null) as RequestHeaders
   let authority: string | undefined
   if (input == null) return { headers, authority }
   for (const [rawName, rawValue] of pairs(input)) {
@@ -132,7 +134,7 @@ export function toHttp2Headers(input: HeadersInput): { headers: OutgoingHttpHead
   return { headers, authority }
 }
 
-function append(headers: OutgoingHttpHeaders, lower: string, name: string, value: string): void {
+function append(headers: RequestHeaders, lower: string, name: string, value: string): void {
   const existing = headers[lower]
   if (existing === undefined) {
     headers[lower] = value
@@ -143,20 +145,6 @@ function append(headers: OutgoingHttpHeaders, lower: string, name: string, value
   } else {
     headers[lower] = `${existing}${lower === 'cookie' ? '; ' : ', '}${value}`
   }
-}
-
-/** Response header fields without pseudo-headers, as undici's object form. */
-export function responseHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
-  const result: Record<string, string | string[]> = {}
-  for (const name of Object.keys(headers)) {
-    if (name.charCodeAt(0) === 58 /* ':' */) continue
-    const value = headers[name]
-    if (value === undefined) continue
-    // A header the server named __proto__ is data, not this object's prototype.
-    if (name === '__proto__') Object.defineProperty(result, name, { value, enumerable: true, writable: true, configurable: true })
-    else result[name] = value
-  }
-  return result
 }
 
 /** undici's legacy raw form: [name, value, name, value, …] as Buffers, lists repeated. */

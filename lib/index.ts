@@ -1,10 +1,12 @@
-export { Client, type FetchInput, type RequestOptions, type ResponseData } from './client.js'
-export { fetch } from './fetch.js'
+export { Client, type ResponseData } from './client.js'
+export type { RequestOptions } from './request.js'
+export type { FetchInput, FetchInit } from './fetch.js'
+export { fetch } from './default-fetch.js'
 export type { ClientOptions, PoolOptions, KeepAliveOptions, BackoffOptions, ConnectOptions, LookupFunction } from './options.js'
 export type { Clock, TimerHandle } from './clock.js'
 export { AsyncRequest, type AsyncRequestEvents, type AsyncResponse } from './async-request.js'
 export type { StreamResponse } from './stream-response.js'
-export type { ClientStats, OriginStats, PoolStats } from './stats.js'
+export type { ClientStats, OriginStats, PoolStats, PoolStateName } from './stats.js'
 export type {
   ChannelMessages,
   ChannelName,
@@ -19,7 +21,6 @@ export type {
   PingBackoffMessage,
   RetryMessage,
 } from './channels.js'
-export type { PoolStateName } from './pool.js'
 export type { BodyInput } from './body.js'
 export type { HeadersInput } from './headers.js'
 export { resolverLookup, type ResolverLookupOptions, type Lookup, type LookupCallback } from './resolver.js'

@@ -1,5 +1,5 @@
-import type { ClientHttp2Session } from 'node:http2'
 import type { Clock, TimerHandle } from './clock.js'
+import type { Connection } from './engine.js'
 
 /** Deadline (ms) of the PING that checks a connection after a request timed out. */
 const PROBE_TIMEOUT = 2000
@@ -18,7 +18,7 @@ export interface LivenessSettings {
 }
 
 /**
- * PING liveness for one session. A connection can die silently (NAT state
+ * PING liveness for one connection. A connection can die silently (NAT state
  * dropped, a frozen peer): when nothing was received for `interval`, send a
  * PING; no ACK within `timeout` means dead. Without `whenIdle`, connections
  * with no open streams are left alone, since servers such as grpc-go punish
@@ -29,14 +29,17 @@ export interface LivenessSettings {
  * at most), and the connection takes no new streams until it is answered.
  * node:http2 stops reading a connection it ended for a protocol error without
  * saying so; this is how such a connection is found out.
+ *
+ * A draining connection is probed too, as long as it carries streams: a
+ * server that sent GOAWAY and then went silent must not hold them until the
+ * drain deadline.
  */
 export class Liveness {
-  readonly #session: ClientHttp2Session
+  readonly #connection: Connection
   readonly #clock: Clock
   readonly #settings: LivenessSettings
   readonly #hasStreams: () => boolean
   readonly #onDead: (deadline: Deadline) => void
-  #lastReceived: number
   #timer: TimerHandle | undefined
   #stopped = false
   #pinging = false
@@ -44,7 +47,7 @@ export class Liveness {
   readonly #reassured: () => void
 
   constructor(
-    session: ClientHttp2Session,
+    connection: Connection,
     clock: Clock,
     settings: LivenessSettings,
     hasStreams: () => boolean,
@@ -52,12 +55,11 @@ export class Liveness {
     reassured: () => void,
   ) {
     this.#reassured = reassured
-    this.#session = session
+    this.#connection = connection
     this.#clock = clock
     this.#settings = settings
     this.#hasStreams = hasStreams
     this.#onDead = onDead
-    this.#lastReceived = clock.now()
     this.#schedule(settings.interval())
   }
 
@@ -73,10 +75,6 @@ export class Liveness {
     if (!this.#pinging) this.#ping({ timeout: Math.min(PROBE_TIMEOUT, this.#settings.timeout), probe: true })
   }
 
-  received(): void {
-    this.#lastReceived = this.#clock.now()
-  }
-
   stop(): void {
     this.#stopped = true
     this.#clear()
@@ -89,14 +87,14 @@ export class Liveness {
 
   #check(): void {
     const interval = this.#settings.interval()
-    const quiet = this.#clock.now() - this.#lastReceived
+    const quiet = this.#clock.now() - this.#connection.lastReceivedAt
     if (quiet < interval) return this.#schedule(interval - quiet)
     if (!this.#settings.whenIdle && !this.#hasStreams()) return this.#schedule(interval)
     this.#ping()
   }
 
   #ping(deadline: Deadline = { timeout: this.#settings.timeout, probe: false }): void {
-    if (this.#session.destroyed || this.#session.closed) return
+    if (this.#stopped) return
     this.#clear()
     this.#pinging = true
     let answered = false
@@ -104,24 +102,19 @@ export class Liveness {
       if (!answered && !this.#stopped) this.#onDead(deadline)
     }, deadline.timeout)
     this.#timer = timer
-    const sent = this.#session.ping((error) => {
+    this.#connection.ping((error) => {
       answered = true
       this.#pinging = false
       this.#clock.clearTimeout(timer)
       if (this.#stopped) return
-      if (error) {
-        // Cancelled because the session is going away anyway; otherwise the connection is gone.
-        if (!this.#session.destroyed && !this.#session.closed) this.#onDead(deadline)
-        return
-      }
-      this.received()
+      // The connection can no longer carry a PING: it is as good as dead.
+      if (error) return this.#onDead(deadline)
       this.#schedule(this.#settings.interval())
       if (this.#doubtful) {
         this.#doubtful = false
         this.#reassured()
       }
     })
-    if (!sent) this.#onDead(deadline)
   }
 
   #clear(): void {

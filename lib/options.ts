@@ -68,8 +68,12 @@ export interface PoolOptions {
   connect?: ConnectOptions
   /** Speak HTTP/2 without TLS (prior knowledge) to `http://` origins. Default false. */
   h2c?: boolean
-  /** Requests that may wait for a stream slot or a connection, per origin. Default 10000. */
+  /** Requests that may wait for a stream slot or a connection, per origin; at least 1. Default 10000. */
   maxQueue?: number
+  /** The largest response header block accepted, in bytes as HTTP/2 counts it (RFC 7541 §4.1: name + value + 32 per field). Default 65536. */
+  maxHeaderSize?: number
+  /** The most fields a response header block may have. Default 128 (node:http2's default). */
+  maxHeaderFields?: number
   /** Default time (ms) to wait for response headers. Default 300000. */
   headersTimeout?: number
   /** Default idle time (ms) between response body chunks. Default 300000. */
@@ -104,6 +108,8 @@ export interface ResolvedOptions {
   connect: ConnectOptions
   h2c: boolean
   maxQueue: number
+  maxHeaderSize: number
+  maxHeaderFields: number
   headersTimeout: number
   bodyTimeout: number
   reconnectBackoff: Required<BackoffOptions>
@@ -122,6 +128,8 @@ export const defaults = {
   retryBufferSize: 64 * 1024,
   h2c: false,
   maxQueue: 10_000,
+  maxHeaderSize: 64 * 1024,
+  maxHeaderFields: 128,
   headersTimeout: 300_000,
   bodyTimeout: 300_000,
   reconnectBackoff: { base: 250, max: 30_000 },
@@ -146,7 +154,9 @@ const poolOptionKinds: Record<keyof PoolOptions, Kind> = {
   lookup: 'function',
   connect: 'object',
   h2c: 'boolean',
-  maxQueue: 'count',
+  maxQueue: 'positive',
+  maxHeaderSize: 'positive',
+  maxHeaderFields: 'positive',
   headersTimeout: 'duration',
   bodyTimeout: 'duration',
   reconnectBackoff: 'backoff',
@@ -262,6 +272,8 @@ function resolve(layers: PoolOptions[], where: string): ResolvedOptions {
     connect: pick('connect') ?? {},
     h2c: pick('h2c') ?? defaults.h2c,
     maxQueue: pick('maxQueue') ?? defaults.maxQueue,
+    maxHeaderSize: pick('maxHeaderSize') ?? defaults.maxHeaderSize,
+    maxHeaderFields: pick('maxHeaderFields') ?? defaults.maxHeaderFields,
     headersTimeout: pick('headersTimeout') ?? defaults.headersTimeout,
     bodyTimeout: pick('bodyTimeout') ?? defaults.bodyTimeout,
     reconnectBackoff: { ...defaults.reconnectBackoff, ...stripUndefined(backoff ?? {}) },

@@ -1,50 +1,46 @@
-import type { ClientHttp2Session } from 'node:http2'
-import type { Socket } from 'node:net'
-import type { Clock, TimerHandle } from './clock.js'
+import type { Call } from './call.js'
 import { publish } from './channels.js'
-import { dial } from './dial.js'
+import type { Clock, TimerHandle } from './clock.js'
+import type { Connection, Engine, Goaway, LocalSettings } from './engine.js'
 import { ConnectionLostError, ConnectTimeoutError, DrainTimeoutError, ReadOnlyError } from './errors.js'
 import { Exchange, type ExchangeHost } from './exchange.js'
 import { Liveness, type Deadline } from './liveness.js'
 import { defaults, type ResolvedOptions } from './options.js'
-import type { Call } from './request.js'
 
-/** A pool's state, with what each state holds (its session, timers). */
+/**
+ * A pool's state, with what each state holds. A pool is one HTTP/2
+ * connection (as in Finch, where an HTTP/2 pool is one multiplexed
+ * connection; the name is the design's vocabulary, not undici's Pool).
+ */
 export type PoolState =
   | { readonly name: 'connecting'; readonly abort: AbortController; readonly deadline: TimerHandle | undefined }
-  | { readonly name: 'open'; readonly session: ClientHttp2Session; timer: TimerHandle | undefined }
-  | { readonly name: 'recycling'; readonly session: ClientHttp2Session }
-  | {
-      readonly name: 'draining'
-      readonly session: ClientHttp2Session
-      readonly reason: string
-      deadline: TimerHandle | undefined
-    }
-  | { readonly name: 'closed'; readonly reason: string; readonly error: Error | undefined }
+  | { readonly name: 'open'; readonly connection: Connection }
+  | { readonly name: 'draining'; readonly connection: Connection; readonly reason: DrainReason; deadline: TimerHandle | undefined }
+  | { readonly name: 'closed'; readonly reason: CloseReason; readonly error: Error | undefined }
 
-/** Where a pool is in its lifecycle: `connecting`, `open`, `recycling` (its successor is connecting), `draining` (read-only) or `closed`. */
-export type PoolStateName = 'connecting' | 'open' | 'recycling' | 'draining' | 'closed'
+/** Where a pool is in its lifecycle. */
+export type PoolStateName = PoolState['name']
+
+/** Why a pool stopped taking requests. */
+export type DrainReason = 'successor-ready' | 'origin-idle' | 'idle-timeout' | 'goaway' | 'close-requested'
+
+/** Why a pool closed. */
+export type CloseReason = DrainReason | 'connect-failed' | 'client-closed' | 'connection-lost' | 'ping-timeout' | 'drain-deadline' | 'destroyed'
 
 export type PoolEvent =
-  | { readonly type: 'connected'; readonly session: ClientHttp2Session }
+  | { readonly type: 'connected'; readonly connection: Connection }
   | { readonly type: 'connect-failed'; readonly error: Error }
-  /** The supervisor started a successor; this pool serves until it is ready. */
-  | { readonly type: 'recycle-started' }
-  /** The successor could not be made: keep serving, try again after the cooldown. */
-  | { readonly type: 'recycle-failed'; readonly error: Error }
-  | { readonly type: 'successor-ready' }
-  /** The age expired while the origin had no requests for a whole age: close without successor. */
-  | { readonly type: 'origin-idle' }
+  /** Its owner retires it: a successor took over, the origin is idle, the client closes. */
+  | { readonly type: 'drain-requested'; readonly reason: 'successor-ready' | 'origin-idle' | 'close-requested' }
   | { readonly type: 'idle-timeout' }
-  | { readonly type: 'goaway-received'; readonly errorCode: number; readonly lastStreamId: number; readonly debug: string }
-  | { readonly type: 'ping-timeout' }
-  | { readonly type: 'session-closed'; readonly error: Error | undefined }
+  | { readonly type: 'goaway-received'; readonly goaway: Goaway }
+  | { readonly type: 'ping-timeout'; readonly error: Error }
+  /** The engine found the connection broken (socket error, a connection error either side detected). */
+  | { readonly type: 'connection-failed'; readonly error: Error }
+  /** The socket is gone and every stream was reported. */
+  | { readonly type: 'connection-closed' }
   | { readonly type: 'drain-deadline' }
-  | { readonly type: 'close-requested' }
   | { readonly type: 'destroy-requested'; readonly error: Error }
-
-/** Why the supervisor is asked to replace a pool that is still serving. */
-export type ExpiryReason = 'age' | 'cooldown' | 'requests' | 'address-removed'
 
 /** What a pool knows of its origin. */
 export interface OriginContext {
@@ -52,40 +48,40 @@ export interface OriginContext {
   readonly url: URL
   readonly options: ResolvedOptions
   readonly clock: Clock
-  readonly random: () => number
+  readonly engine: Engine
+  readonly settings: LocalSettings
   /** The PING interval in force (doubled after `too_many_pings`). */
   pingInterval(): number
 }
 
-/** How a pool reports to its supervisor. */
-export interface PoolHooks {
-  /** A fresh DNS lookup and the address this pool should connect to. */
-  resolve(pool: Pool): Promise<string>
+/** How a pool reports to its owner (the origin, which tells the pool's shard). */
+export interface PoolOwner {
+  /** A fresh DNS lookup: the addresses to try, the one this pool should take first. */
+  addresses(pool: Pool, signal: AbortSignal): Promise<string[]>
   transitioned(pool: Pool, from: PoolState, event: PoolEvent): void
-  expired(pool: Pool, reason: ExpiryReason): void
+  /** A stream slot opened up, or the server allowed more streams. */
   slotFreed(pool: Pool): void
-  /** Counted and acted on even when the pool is already draining. */
-  goaway(pool: Pool, errorCode: number, debug: string): void
+  /** Every GOAWAY, also those a draining pool receives. */
+  goaway(pool: Pool, goaway: Goaway): void
+  /** The pool opened its `maxRequestsPerConnection`-th stream. */
+  limitReached(pool: Pool): void
 }
 
 let nextId = 1
 
 /**
- * A pool is one HTTP/2 connection and its lifecycle (as in Finch, where an
- * HTTP/2 pool is one multiplexed connection). Every state and every
- * transition is in this file:
+ * One HTTP/2 connection and its lifecycle. Every state and every transition
+ * is in this file:
  *
- *   connecting ──connected──▶ open ──recycle-started──▶ recycling
- *       │                      │  ▲                        │
- *       │ connect-failed       │  └──recycle-failed────────┤ successor-ready
- *       ▼                      ▼                           ▼
- *    closed ◀── ping-timeout / session-closed ──── draining (read-only)
- *       ▲                                                   │
- *       └──────── session-closed (streams done) / drain-deadline
+ *   connecting ──connected──▶ open ──drain-requested / idle-timeout / goaway-received──▶ draining
+ *       │                      │                                                           │
+ *       │ connect-failed,      │ connection-failed / connection-closed /                   │ connection-closed (streams done)
+ *       │ drain-requested,     │ ping-timeout / destroy-requested                          │ drain-deadline / ping-timeout /
+ *       │ destroy-requested    ▼                                                           │ connection-failed / destroy-requested
+ *       └──────────────────▶ closed ◀─────────────────────────────────────────────────────┘
  *
- * The pool never decides on its own to recycle: age, cooldown and request
- * limits are reported to the supervisor (`Client`), which starts a successor
- * and tells the pool what happened.
+ * A pool never decides to be replaced: its shard (`shard.ts`) does. The pool
+ * reports what happened to the connection and leaves the rest to its owner.
  */
 export class Pool implements ExchangeHost {
   readonly id = nextId++
@@ -95,44 +91,39 @@ export class Pool implements ExchangeHost {
   readonly authority: string
   readonly headersTimeout: number
   readonly bodyTimeout: number
+  readonly maxHeaderFields: number
+  /** The pool this one takes over from (a recycle, a replacement), for `drainpipe:pool:connect`. */
+  readonly successorOf: number | undefined
   readonly #context: OriginContext
-  readonly #hooks: PoolHooks
+  readonly #owner: PoolOwner
   readonly #exchanges = new Set<Exchange>()
   #state: PoolState
+  /** Events that arrive while one is being handled (a stream failed by this transition reports back): handled after it. */
+  readonly #mailbox: PoolEvent[] = []
+  #handling = false
   #liveness: Liveness | undefined
   #idleTimer: TimerHandle | undefined
   #lostError: Error | undefined
-  #goawayLastStreamId: number | undefined
-  readonly #replaces: number | undefined
-  #socket: Socket | undefined
-  address: string | undefined
+  #address: string | undefined
   #connectedAt: number | undefined
-  readonly #startedAt: number
+  #startedAt = 0
+  /** Streams opened. */
   served = 0
+  /** Streams that got a response head: proof that the server serves on this connection. */
+  responses = 0
 
-  /**
-   * @param replaces the pool this one takes over from (a recycle or a
-   * GOAWAY replacement), reported in `drainpipe:pool:connect`.
-   */
-  constructor(context: OriginContext, shard: number, hooks: PoolHooks, replaces?: Pool) {
+  constructor(context: OriginContext, shard: number, owner: PoolOwner, successorOf?: number) {
     this.#context = context
-    this.#replaces = replaces?.id
-    this.#hooks = hooks
+    this.#owner = owner
     this.shard = shard
+    this.successorOf = successorOf
     this.clock = context.clock
     this.scheme = context.url.protocol === 'https:' ? 'https' : 'http'
     this.authority = context.url.host
     this.headersTimeout = context.options.headersTimeout
     this.bodyTimeout = context.options.bodyTimeout
-    this.#startedAt = context.clock.now()
-    const abort = new AbortController()
-    const { connectTimeout } = context.options
-    const deadline =
-      connectTimeout > 0
-        ? this.clock.setTimeout(() => abort.abort(new ConnectTimeoutError(connectTimeout)), connectTimeout)
-        : undefined
-    this.#state = { name: 'connecting', abort, deadline }
-    void this.#connect(abort.signal)
+    this.maxHeaderFields = context.options.maxHeaderFields
+    this.#state = { name: 'connecting', abort: new AbortController(), deadline: undefined }
   }
 
   get state(): PoolState {
@@ -143,60 +134,62 @@ export class Pool implements ExchangeHost {
     return this.#context.origin
   }
 
+  /** The address this pool connects (or connected) to. */
+  get address(): string | undefined {
+    return this.#address
+  }
+
   get inFlight(): number {
     return this.#exchanges.size
   }
 
-  get goawayLastStreamId(): number | undefined {
-    return this.#goawayLastStreamId
-  }
-
-  get lostError(): Error | undefined {
-    return this.#lostError
-  }
-
-  /** The server's SETTINGS_MAX_CONCURRENT_STREAMS (Node reports 2^32-1 when unset). */
+  /** The server's SETTINGS_MAX_CONCURRENT_STREAMS. */
   get maxConcurrentStreams(): number | undefined {
-    const session = sessionOf(this.#state)
-    return session?.remoteSettings.maxConcurrentStreams
+    return connectionOf(this.#state)?.maxConcurrentStreams
   }
 
-  /** May take a new request now: open (or serving while its successor connects) with a free stream slot. */
+  /** May take a new request now: open, accepting, not in doubt, with a free stream slot. */
   get hasCapacity(): boolean {
     const state = this.#state
-    if (state.name !== 'open' && state.name !== 'recycling') return false
-    // node:http2 tears a session down before it says so ('close' comes later): not usable meanwhile.
-    if (state.session.destroyed || state.session.closed || this.#liveness?.doubtful) return false
-    return this.#exchanges.size < (state.session.remoteSettings.maxConcurrentStreams ?? Infinity)
+    if (state.name !== 'open' || !state.connection.accepting || this.#liveness?.doubtful) return false
+    return this.#exchanges.size < state.connection.maxConcurrentStreams
   }
 
+  /** Milliseconds since the connection was established. */
   get age(): number {
     return this.#connectedAt === undefined ? 0 : this.clock.now() - this.#connectedAt
   }
 
-  /** Sends a request on this connection. A read-only pool refuses it before a byte is written. */
+  /** Starts connecting: a fresh lookup, then the engine. Called once, by the shard. */
+  connect(): void {
+    const state = this.#state
+    if (state.name !== 'connecting' || this.#startedAt !== 0) return
+    this.#startedAt = this.clock.now()
+    const { connectTimeout } = this.#context.options
+    const deadline =
+      connectTimeout > 0 ? this.clock.setTimeout(() => state.abort.abort(new ConnectTimeoutError(connectTimeout)), connectTimeout) : undefined
+    this.#state = { ...state, deadline }
+    void this.#connect(state.abort.signal)
+  }
+
+  /** Sends a request on this connection. A pool that stopped taking requests refuses it before a byte is written. */
   run(call: Call): void {
     const state = this.#state
-    if (state.name !== 'open' && state.name !== 'recycling') {
-      call.fail(new ReadOnlyError(`Pool ${this.id} is ${state.name}; the request was not processed`))
+    if (state.name !== 'open' || !state.connection.accepting) {
+      call.fail(new ReadOnlyError(`Pool ${this.id} is ${state.name === 'open' ? 'closing' : state.name}; the request was not processed`))
       return
     }
-    if (state.session.destroyed) {
-      this.transition({ type: 'session-closed', error: this.#lostError })
-      call.fail(new ReadOnlyError(`Pool ${this.id} lost its connection; the request was not processed`))
-      return
-    }
-    const exchange = Exchange.start(this, state.session, call)
+    const exchange = Exchange.start(this, state.connection, call)
     if (exchange === undefined) return
     this.#exchanges.add(exchange)
     this.served++
     this.#clearIdleTimer()
     // `served` grows by one: it equals the limit exactly once, so the limit is reported once.
-    if (this.served === this.#context.options.maxRequestsPerConnection) this.#hooks.expired(this, 'requests')
+    if (this.served === this.#context.options.maxRequestsPerConnection) this.#owner.limitReached(this)
   }
 
-  received(): void {
-    this.#liveness?.received()
+  answered(): void {
+    this.responses++
   }
 
   suspect(): void {
@@ -204,65 +197,53 @@ export class Pool implements ExchangeHost {
   }
 
   released(exchange: Exchange): void {
-    this.#exchanges.delete(exchange)
+    if (!this.#exchanges.delete(exchange)) return
     const state = this.#state
-    if (state.name === 'open' || state.name === 'recycling') {
+    if (state.name === 'open') {
       if (this.#exchanges.size === 0) this.#armIdleTimer()
-      this.#hooks.slotFreed(this)
-    } else if (state.name === 'draining') {
-      this.#closeWhenDrained(state.session)
+      this.#owner.slotFreed(this)
+    } else if (state.name === 'draining' && this.#exchanges.size === 0) {
+      state.connection.close()
     }
   }
 
-  /**
-   * GOAWAY goes out once the last stream is done, not when the drain starts:
-   * servers answer a client's GOAWAY with their own, and would refuse the
-   * streams still on the wire towards them.
-   */
-  #closeWhenDrained(session: ClientHttp2Session): void {
-    if (this.#exchanges.size > 0) return
-    // node:http2 closes a session itself after a server's GOAWAY.
-    if (!session.closed) session.close()
-    // It then ends its half of the socket and waits for the server's FIN, which a
-    // server that sent GOAWAY may never send: once our GOAWAY and FIN are out, we are done.
-    const socket = this.#socket
-    if (socket === undefined || socket.destroyed) return
-    if (socket.writableFinished) socket.destroy()
-    else socket.once('finish', () => socket.destroy())
+  /** The one path by which the pool changes state; each event runs to completion before the next. */
+  transition(event: PoolEvent): void {
+    this.#mailbox.push(event)
+    if (this.#handling) return
+    this.#handling = true
+    try {
+      for (let next = this.#mailbox.shift(); next !== undefined; next = this.#mailbox.shift()) this.#step(next)
+    } finally {
+      this.#handling = false
+    }
   }
 
-  /** The one path by which the pool changes state. */
-  transition(event: PoolEvent): void {
+  #step(event: PoolEvent): void {
     const from = this.#state
     const to = this.#next(from, event)
     if (to === from) {
-      // A session that finished connecting after the pool gave up on it.
-      if (event.type === 'connected') event.session.destroy()
+      // A connection that came up after the pool gave up on it.
+      if (event.type === 'connected') event.connection.destroy()
       return
     }
     this.#exit(from)
     this.#state = to
     this.#enter(to, from, event)
-    this.#hooks.transitioned(this, from, event)
+    this.#owner.transitioned(this, from, event)
   }
 
-  /** The transition table: what each event does in each state (unlisted pairs are ignored). */
+  /** The transition table: what each event does in each state (unlisted pairs change nothing). */
   #next(state: PoolState, event: PoolEvent): PoolState {
-    const closed = (reason: string, error?: Error): PoolState => ({ name: 'closed', reason, error })
-    const draining = (session: ClientHttp2Session, reason: string): PoolState => ({
-      name: 'draining',
-      session,
-      reason,
-      deadline: undefined,
-    })
+    const closed = (reason: CloseReason, error?: Error): PoolState => ({ name: 'closed', reason, error })
     switch (state.name) {
       case 'connecting':
         switch (event.type) {
           case 'connected':
-            return { name: 'open', session: event.session, timer: undefined }
+            return { name: 'open', connection: event.connection }
           case 'connect-failed':
             return closed('connect-failed', event.error)
-          case 'close-requested':
+          case 'drain-requested':
             return closed('client-closed')
           case 'destroy-requested':
             return closed('destroyed', event.error)
@@ -270,23 +251,19 @@ export class Pool implements ExchangeHost {
             return state
         }
       case 'open':
-      case 'recycling':
         switch (event.type) {
-          case 'recycle-started':
-            return state.name === 'open' ? { name: 'recycling', session: state.session } : state
-          case 'recycle-failed':
-            return state.name === 'recycling' ? { name: 'open', session: state.session, timer: undefined } : state
-          case 'successor-ready':
-          case 'origin-idle':
+          case 'drain-requested':
+            return { name: 'draining', connection: state.connection, reason: event.reason, deadline: undefined }
           case 'idle-timeout':
-          case 'close-requested':
-            return draining(state.session, event.type)
+            return { name: 'draining', connection: state.connection, reason: 'idle-timeout', deadline: undefined }
           case 'goaway-received':
-            return draining(state.session, 'goaway')
+            return { name: 'draining', connection: state.connection, reason: 'goaway', deadline: undefined }
           case 'ping-timeout':
-            return closed('ping-timeout', this.#lostError)
-          case 'session-closed':
+            return closed('ping-timeout', event.error)
+          case 'connection-failed':
             return closed('connection-lost', event.error)
+          case 'connection-closed':
+            return closed('connection-lost', this.#lostError)
           case 'destroy-requested':
             return closed('destroyed', event.error)
           default:
@@ -294,12 +271,14 @@ export class Pool implements ExchangeHost {
         }
       case 'draining':
         switch (event.type) {
-          case 'session-closed':
+          case 'connection-closed':
             return closed(state.reason)
+          case 'connection-failed':
+            return closed('connection-lost', event.error)
           case 'drain-deadline':
             return closed('drain-deadline')
           case 'ping-timeout':
-            return closed('ping-timeout', this.#lostError)
+            return closed('ping-timeout', event.error)
           case 'destroy-requested':
             return closed('destroyed', event.error)
           default:
@@ -311,41 +290,22 @@ export class Pool implements ExchangeHost {
   }
 
   #exit(state: PoolState): void {
-    switch (state.name) {
-      case 'connecting':
-        if (state.deadline !== undefined) this.clock.clearTimeout(state.deadline)
-        return
-      case 'open':
-        if (state.timer !== undefined) this.clock.clearTimeout(state.timer)
-        return
-      case 'draining':
-        if (state.deadline !== undefined) this.clock.clearTimeout(state.deadline)
-        return
-      default:
-        return
+    if (state.name === 'connecting' || state.name === 'draining') {
+      if (state.deadline !== undefined) this.clock.clearTimeout(state.deadline)
     }
   }
 
   #enter(state: PoolState, from: PoolState, event: PoolEvent): void {
-    const options = this.#context.options
     switch (state.name) {
-      case 'open': {
-        if (from.name === 'connecting') this.#opened(state.session)
-        // A fresh connection lives its age; one whose successor failed waits out the cooldown.
-        const [delay, reason]: [number, ExpiryReason] =
-          from.name === 'recycling'
-            ? [options.recycleCooldown, 'cooldown']
-            : [options.maxConnectionAge > 0 ? options.maxConnectionAge + this.#context.random() * options.maxConnectionAgeJitter : 0, 'age']
-        if (delay > 0) state.timer = this.clock.setTimeout(() => this.#hooks.expired(this, reason), delay)
+      case 'open':
+        this.#opened(state.connection)
         return
-      }
       case 'draining': {
         this.#clearIdleTimer()
         publish('drainpipe:pool:drain', () => ({ ...this.info(), reason: state.reason, inFlight: this.#exchanges.size }))
-        if (options.drainTimeout > 0) {
-          state.deadline = this.clock.setTimeout(() => this.transition({ type: 'drain-deadline' }), options.drainTimeout)
-        }
-        this.#closeWhenDrained(state.session)
+        const { drainTimeout } = this.#context.options
+        if (drainTimeout > 0) state.deadline = this.clock.setTimeout(() => this.transition({ type: 'drain-deadline' }), drainTimeout)
+        if (this.#exchanges.size === 0) state.connection.close()
         return
       }
       case 'closed':
@@ -356,50 +316,48 @@ export class Pool implements ExchangeHost {
     }
   }
 
-  #opened(session: ClientHttp2Session): void {
+  #opened(connection: Connection): void {
     this.#connectedAt = this.clock.now()
-    session.on('goaway', (errorCode: number, lastStreamId: number, debug: Buffer | undefined) => {
-      this.#goawayLastStreamId = Math.min(lastStreamId, this.#goawayLastStreamId ?? Infinity)
-      const text = debug?.toString('utf8') ?? ''
-      publish('drainpipe:pool:goaway', () => ({ ...this.info(), errorCode, lastStreamId, debug: text }))
-      this.#hooks.goaway(this, errorCode, text)
-      this.transition({ type: 'goaway-received', errorCode, lastStreamId, debug: text })
-    })
-    // node:http2 reports a session error (a protocol violation, a flood) as it destroys the
-    // session, well before 'close': the pool is gone from that moment.
-    session.on('error', (error: Error) => {
-      this.#lostError ??= error
-      this.transition({ type: 'session-closed', error })
-    })
-    session.on('close', () => this.transition({ type: 'session-closed', error: this.#lostError }))
-    // A socket that ends without a GOAWAY is a lost connection too.
-    session.socket?.on('error', (error: Error) => {
-      this.#lostError ??= error
+    this.#address = connection.address
+    connection.listen({
+      settings: () => this.#owner.slotFreed(this),
+      goaway: (goaway) => {
+        const text = goaway.debug.toString('utf8')
+        publish('drainpipe:pool:goaway', () => ({ ...this.info(), errorCode: goaway.errorCode, lastStreamId: goaway.lastStreamId, debug: text }))
+        this.#owner.goaway(this, goaway)
+        this.transition({ type: 'goaway-received', goaway })
+      },
+      error: (error) => {
+        this.#lostError ??= error
+        this.transition({ type: 'connection-failed', error })
+      },
+      closed: () => this.transition({ type: 'connection-closed' }),
     })
     // With keepAlive off there are no periodic PINGs (interval 0), but a suspect connection is still probed.
     const { timeout, whenIdle } = this.#context.options.keepAlive || defaults.keepAlive
     this.#liveness = new Liveness(
-      session,
+      connection,
       this.clock,
       { interval: () => this.#context.pingInterval(), timeout, whenIdle },
       () => this.#exchanges.size > 0,
       (deadline) => this.#pingTimedOut(deadline),
-      () => this.#hooks.slotFreed(this),
+      () => this.#owner.slotFreed(this),
     )
     this.#armIdleTimer()
     publish('drainpipe:pool:connect', () => ({
       ...this.info(),
       connectDuration: this.#connectedAt! - this.#startedAt,
-      successorOf: this.#replaces,
+      successorOf: this.successorOf,
     }))
   }
 
   #pingTimedOut({ timeout, probe }: Deadline): void {
     const interval = this.#context.pingInterval()
     const which = probe ? 'the probe after a request timed out' : 'keepAlive.timeout'
-    this.#lostError = new ConnectionLostError(`No PING acknowledgement within ${timeout} ms (${which}): the connection is dead`)
+    const error = new ConnectionLostError(`No PING acknowledgement within ${timeout} ms (${which}): the connection is dead`)
+    this.#lostError = error
     publish('drainpipe:pool:ping-timeout', () => ({ ...this.info(), interval, timeout }))
-    this.transition({ type: 'ping-timeout' })
+    this.transition({ type: 'ping-timeout', error })
   }
 
   #closed(state: Extract<PoolState, { name: 'closed' }>, from: PoolState, event: PoolEvent): void {
@@ -408,7 +366,6 @@ export class Pool implements ExchangeHost {
     if (from.name === 'connecting') {
       from.abort.abort(state.error ?? new ConnectionLostError('The pool closed while connecting'))
     } else {
-      const session = sessionOf(from)!
       // Streams still open past the drain deadline are cancelled; after a loss they fail as lost.
       const leftover =
         event.type === 'drain-deadline'
@@ -417,9 +374,7 @@ export class Pool implements ExchangeHost {
             ? event.error
             : undefined
       if (leftover) for (const exchange of [...this.#exchanges]) exchange.terminate(leftover)
-      if (!session.destroyed) session.destroy()
-      // A session closed gracefully only ends its socket and waits for the peer's FIN.
-      this.#socket?.destroy()
+      connectionOf(from)!.destroy(state.error ?? this.#lostError)
     }
     publish('drainpipe:pool:close', () => ({
       ...this.info(),
@@ -432,19 +387,21 @@ export class Pool implements ExchangeHost {
 
   async #connect(signal: AbortSignal): Promise<void> {
     try {
-      const address = await abortable(this.#hooks.resolve(this), signal)
-      this.address = address
-      const { session, socket } = await dial(
+      const addresses = await abortable(this.#owner.addresses(this, signal), signal)
+      // Claimed now, so pools choosing at the same moment spread out; the engine may reach a fallback.
+      this.#address = addresses[0]
+      const connection = await this.#context.engine.connect(
         {
           origin: this.#context.origin,
           url: this.#context.url,
-          address,
+          addresses,
           tls: this.#context.options.connect,
+          settings: this.#context.settings,
+          clock: this.clock,
         },
         signal,
       )
-      this.#socket = socket
-      this.transition({ type: 'connected', session })
+      this.transition({ type: 'connected', connection })
     } catch (error) {
       publish('drainpipe:pool:connect-failed', () => ({ ...this.info(), error: error as Error }))
       this.transition({ type: 'connect-failed', error: error as Error })
@@ -464,12 +421,12 @@ export class Pool implements ExchangeHost {
   }
 
   info(): { origin: string; id: number; address: string | undefined } {
-    return { origin: this.#context.origin, id: this.id, address: this.address }
+    return { origin: this.#context.origin, id: this.id, address: this.#address }
   }
 }
 
-function sessionOf(state: PoolState): ClientHttp2Session | undefined {
-  return state.name === 'connecting' || state.name === 'closed' ? undefined : state.session
+function connectionOf(state: PoolState): Connection | undefined {
+  return state.name === 'open' || state.name === 'draining' ? state.connection : undefined
 }
 
 function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -489,8 +446,3 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
     )
   })
 }
-
-// Every state's name is a PoolStateName, and every PoolStateName is a state.
-type Exact<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never
-const namesMatch: Exact<PoolState['name'], PoolStateName> = true
-void namesMatch

@@ -1,32 +1,28 @@
 import type { Pool } from './pool.js'
 
 /**
- * Origin → the pools that may take new requests now. A pool is registered
- * when its connection is up and deregistered the moment it turns read-only,
- * so a request is only ever handed to a pool that will write it.
+ * The pools of one origin that may take new requests now. A pool is
+ * registered when its connection is up and deregistered the moment it stops
+ * taking requests, so a request is only ever handed to a pool that will
+ * write it.
  */
 export class Registry {
-  readonly #pools = new Map<string, Pool[]>()
+  readonly #pools: Pool[] = []
   /** When each pool was last picked (a pick counter, not a clock): ties go to the longest-unpicked. */
   readonly #lastPicked = new WeakMap<Pool, number>()
   #picks = 0
 
+  get size(): number {
+    return this.#pools.length
+  }
+
   register(pool: Pool): void {
-    const list = this.#pools.get(pool.origin)
-    if (list === undefined) this.#pools.set(pool.origin, [pool])
-    else if (!list.includes(pool)) list.push(pool)
+    if (!this.#pools.includes(pool)) this.#pools.push(pool)
   }
 
   deregister(pool: Pool): void {
-    const list = this.#pools.get(pool.origin)
-    if (list === undefined) return
-    const index = list.indexOf(pool)
-    if (index !== -1) list.splice(index, 1)
-    if (list.length === 0) this.#pools.delete(pool.origin)
-  }
-
-  pools(origin: string): readonly Pool[] {
-    return this.#pools.get(origin) ?? []
+    const index = this.#pools.indexOf(pool)
+    if (index !== -1) this.#pools.splice(index, 1)
   }
 
   /**
@@ -37,9 +33,8 @@ export class Registry {
    * shared start index would lock onto one pool when requests finish and
    * restart in lockstep with the number of pools.
    */
-  pick(origin: string): Pool | undefined {
-    const list = this.#pools.get(origin)
-    if (list === undefined) return undefined
+  pick(): Pool | undefined {
+    const list = this.#pools
     if (list.length === 1) return list[0]!.hasCapacity ? list[0] : undefined
     let best: Pool | undefined
     let bestInFlight = Infinity

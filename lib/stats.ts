@@ -1,4 +1,7 @@
-import type { PoolStateName } from './pool.js'
+import type { PoolState } from './pool.js'
+
+/** Where a pool is in its lifecycle; `recycling` is an open pool whose successor is connecting. */
+export type PoolStateName = PoolState['name'] | 'recycling'
 
 /** One pool (connection) in `client.stats()`. */
 export interface PoolStats {

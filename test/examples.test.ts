@@ -148,7 +148,8 @@ interface Scenario {
  * One origin, lifecycle on a manual clock: RECYCLES exact recycles (each
  * connection closes at exactly AGE), FLAKY requests the server refuses once
  * (one transparent retry each), then the server closes its connection
- * gracefully (one GOAWAY, one replacement), then the client closes.
+ * gracefully (one GOAWAY; the next request makes the replacement), then the
+ * client closes.
  */
 async function scripted(): Promise<Scenario> {
   const clock = new ManualClock()
@@ -209,8 +210,9 @@ async function scripted(): Promise<Scenario> {
   for (const session of backend.sessions) session.close()
   await goaway
   expect((await closed).reason).toBe('goaway')
-  await replaced
+  // Nothing was waiting: the replacement is made for the next request, not before.
   expect(await get('/hello')).toBe('hello')
+  await replaced
 
   await client.close()
   const stats = client.stats()

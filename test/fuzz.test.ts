@@ -13,8 +13,7 @@ import { Readable } from 'node:stream'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Client, DrainpipeError, InvalidArgumentError, InvalidHeaderError, InvalidOptionError } from '../lib/index.js'
-import { splitUrl } from '../lib/client.js'
-import { parseOrigin } from '../lib/request.js'
+import { parseOrigin, toDispatchOptions } from '../lib/request.js'
 import { startBackend, type Backend } from './helpers/h2-server.js'
 import { pki } from './helpers/pki.js'
 
@@ -215,7 +214,7 @@ const hasForbiddenChar = (value: unknown): boolean => {
 
 // ── Properties ─────────────────────────────────────────────────────────────
 
-describe('splitUrl: the fast path for known origins', () => {
+describe('request URLs: the fast path for known origins', () => {
   // Paths mixing characters URL parsing keeps with ones it rewrites (dot segments, %, quotes, #, \\, spaces).
   const pathArb = fc
     .array(fc.constantFrom('/', 'a', 'Z', '0', '-', '_', '.', '~', '?', '&', '=', '%', '%2e', "'", '"', '#', '\\', ' ', '|', '{', '@', ':', '..', '//', 'é', '+', ';', ',', '!', '$', '*', '(', ')'), { maxLength: 12 })
@@ -235,7 +234,8 @@ describe('splitUrl: the fast path for known origins', () => {
         } catch {
           return
         }
-        expect(splitUrl(url)).toEqual({ origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` })
+        const { origin: split, path: splitPath } = toDispatchOptions(url, undefined)
+        expect({ origin: split, path: splitPath }).toEqual({ origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` })
       }),
       { ...params, numRuns: NUM_RUNS * 5 },
     )

@@ -180,6 +180,31 @@ describe('picking a pool', () => {
 })
 
 describe('fresh lookups', () => {
+  it("a lookup's temporary failure (EAI_AGAIN) is asked again at once: the first request succeeds", async () => {
+    const [backend] = await startBackends(1)
+    const { dns, base } = await setup([backend!])
+    let failures = 2
+    const lookup = dns.lookup
+    const flaky: typeof lookup = (hostname, options, callback) => {
+      if (failures-- > 0) queueMicrotask(() => callback(Object.assign(new Error(`getaddrinfo EAI_AGAIN ${hostname}`), { code: 'EAI_AGAIN' }), []))
+      else lookup(hostname, options, callback)
+    }
+    const retrying = new Client({ connect: { ca: pki.ca }, lookup: flaky })
+    cleanup.push(() => retrying.destroy())
+    expect((await text(retrying, `${base}/hello`)).body).toBe('hello')
+    expect(failures).toBe(-1)
+  })
+
+  it('a lookup that answers "no such name" is not asked again: the request fails with the resolver\'s code', async () => {
+    const [backend] = await startBackends(1)
+    const { dns, base } = await setup([backend!], {}, { 'other.test': ['127.0.0.2'] })
+    const client = new Client({ connect: { ca: pki.ca }, lookup: dns.lookup })
+    cleanup.push(() => client.destroy())
+    const error = await client.request(`${base}/hello`).catch((e: unknown) => e)
+    expect((error as Error).message).toMatch(/ENOTFOUND/)
+    expect(dns.calls).toEqual(['api.test'])
+  })
+
   it('calls lookup once per pool start and connects the successor to the new answer', async () => {
     const clock = new ManualClock()
     const backends = await startBackends(2)
@@ -212,7 +237,8 @@ describe('fresh lookups', () => {
     clock.advance(200)
     const message = await failed
     expect(message.result).toBe('failed')
-    expect(message.reason).toMatch(/ESERVFAIL/)
+    expect(message.reason).toBe('age')
+    expect(message.error?.message).toMatch(/ESERVFAIL/)
     expect(dns.calls.length).toBe(2)
     for (let i = 0; i < 20; i++) expect((await text(client, `${base}/hello`)).body).toBe('hello')
     clock.advance(4900)

@@ -42,7 +42,7 @@ describe('DNS failing during recycles', () => {
     const events = record('drainpipe:pool:recycle')
     cleanup.push(async () => events.stop())
     const recycles = (result: 'ok' | 'failed', match = '') =>
-      events.of('drainpipe:pool:recycle').filter((m) => m.result === result && m.reason.includes(match)).length
+      events.of('drainpipe:pool:recycle').filter((m) => m.result === result && (m.error?.message ?? '').includes(match)).length
 
     // The phases, each ended by what the client reports, not by a clock.
     const served = { normal: 0, servfail: 0, timeout: 0, restored: 0 }
