@@ -8,6 +8,33 @@ export function shown(value: unknown): string {
 }
 
 /**
+ * The stable `code` of every error drainpipe raises, one per error class;
+ * `DRAINPIPE_HANDLER` is a dispatch handler that threw something that is not
+ * an `Error`, `DRAINPIPE_MSW_UNHANDLED` a request no msw handler answered
+ * (`drainpipe-http2/testing`).
+ */
+export type ErrorCode =
+  | 'DRAINPIPE_INVALID_OPTION'
+  | 'DRAINPIPE_INVALID_ARGUMENT'
+  | 'DRAINPIPE_INVALID_HEADER'
+  | 'DRAINPIPE_CONNECT'
+  | 'DRAINPIPE_CONNECT_TIMEOUT'
+  | 'DRAINPIPE_PROTOCOL_NEGOTIATION'
+  | 'DRAINPIPE_PROTOCOL'
+  | 'DRAINPIPE_REFUSED_STREAM'
+  | 'DRAINPIPE_READ_ONLY'
+  | 'DRAINPIPE_DRAIN_TIMEOUT'
+  | 'DRAINPIPE_CONNECTION_LOST'
+  | 'DRAINPIPE_QUEUE_FULL'
+  | 'DRAINPIPE_HEADERS_TIMEOUT'
+  | 'DRAINPIPE_BODY_TIMEOUT'
+  | 'DRAINPIPE_ABORTED'
+  | 'DRAINPIPE_REQUEST_BODY'
+  | 'DRAINPIPE_CLIENT_CLOSED'
+  | 'DRAINPIPE_HANDLER'
+  | 'DRAINPIPE_MSW_UNHANDLED'
+
+/**
  * Every error drainpipe raises is a `DrainpipeError` with a stable `code`.
  *
  * `unprocessed: true` means the server provably never handled the request
@@ -19,11 +46,11 @@ export class DrainpipeError extends Error {
   /** The class name, for logs. */
   override name = 'DrainpipeError'
   /** Stable identifier (`DRAINPIPE_*`); match on this rather than on the message. */
-  readonly code: string
+  readonly code: ErrorCode
   /** The server provably never processed the request: safe to send again, whatever the method. */
   readonly unprocessed: boolean
 
-  constructor(message: string, code: string, options: { cause?: unknown; unprocessed?: boolean } = {}) {
+  constructor(message: string, code: ErrorCode, options: { cause?: unknown; unprocessed?: boolean } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     this.unprocessed = options.unprocessed ?? false

@@ -44,4 +44,5 @@ export {
   RequestBodyError,
   ClientClosedError,
   isUnprocessed,
+  type ErrorCode,
 } from './errors.js'
