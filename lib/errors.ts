@@ -175,11 +175,14 @@ export class QueueFullError extends DrainpipeError {
   }
 }
 
+/** `12 ms (name)`, or the option's name alone when the number is not known. */
+const within = (timeout: number | undefined, name: string) => (timeout === undefined ? name : `${timeout} ms (${name})`)
+
 /** No response headers within `headersTimeout`. */
 export class HeadersTimeoutError extends DrainpipeError {
   override name = 'HeadersTimeoutError'
   constructor(timeout: number | undefined, options: { cause?: unknown } = {}) {
-    super(`No response headers within ${timeout ?? 'the'} ms (headersTimeout)`, 'DRAINPIPE_HEADERS_TIMEOUT', options)
+    super(`No response headers within ${within(timeout, 'headersTimeout')}`, 'DRAINPIPE_HEADERS_TIMEOUT', options)
   }
 }
 
@@ -187,7 +190,7 @@ export class HeadersTimeoutError extends DrainpipeError {
 export class BodyTimeoutError extends DrainpipeError {
   override name = 'BodyTimeoutError'
   constructor(timeout: number | undefined, options: { cause?: unknown } = {}) {
-    super(`No response body data within ${timeout ?? 'the'} ms (bodyTimeout)`, 'DRAINPIPE_BODY_TIMEOUT', options)
+    super(`No response body data within ${within(timeout, 'bodyTimeout')}`, 'DRAINPIPE_BODY_TIMEOUT', options)
   }
 }
 
@@ -218,14 +221,37 @@ export class ClientClosedError extends DrainpipeError {
 const CONNECT_SYSCALLS = new Set(['connect', 'getaddrinfo', 'lookup', 'queryA', 'queryAaaa'])
 
 /**
+ * What the HTTP/1.1 fallback knows of a failed request, so the error can say
+ * what undici's does not: the timeout that passed, and for an `http://`
+ * origin what was probably meant.
+ */
+export interface UndiciContext {
+  /** The request's origin (`http://host:port`). */
+  origin: string
+  /** The headersTimeout in force for the request (ms). */
+  headersTimeout: number
+  /** The bodyTimeout in force for the request (ms). */
+  bodyTimeout: number
+}
+
+/**
  * An error from undici (its API layer, or the HTTP/1.1 fallback's Pool) as
  * the drainpipe error that means the same; anything else is returned as is
- * (an abort reason, a handler's own error).
+ * (an abort reason, a handler's own error). `context` comes from the
+ * HTTP/1.1 fallback; without it the messages leave out what only it knows.
  */
-export function fromUndici(error: unknown): unknown {
+export function fromUndici(error: unknown, context?: UndiciContext): unknown {
   if (!(error instanceof Error) || error instanceof DrainpipeError) return error
   const { code, syscall } = error as NodeJS.ErrnoException
   const cause = { cause: error }
+  const plain = context === undefined || context.origin.startsWith('http:')
+  // undici's HTTP parser error has no code (HPE_* only sometimes): an HTTP/2-only server
+  // answering an HTTP/1.1 request is the usual way to get one.
+  if (error.name === 'HTTPParserError') {
+    const who = context === undefined ? 'The server' : context.origin
+    const hint = plain ? ': if it speaks only HTTP/2 without TLS (h2c), set the option h2c: true' : ''
+    return new ProtocolError(`${who} did not answer in HTTP/1.1 (${error.message})${hint}`, cause)
+  }
   if (syscall !== undefined && CONNECT_SYSCALLS.has(syscall)) {
     return new ConnectError(`Could not connect: ${error.message}`, cause)
   }
@@ -237,9 +263,9 @@ export function fromUndici(error: unknown): unknown {
     case 'UND_ERR_CONNECT_TIMEOUT':
       return new ConnectError(error.message, cause)
     case 'UND_ERR_HEADERS_TIMEOUT':
-      return new HeadersTimeoutError(undefined, cause)
+      return new HeadersTimeoutError(context?.headersTimeout, cause)
     case 'UND_ERR_BODY_TIMEOUT':
-      return new BodyTimeoutError(undefined, cause)
+      return new BodyTimeoutError(context?.bodyTimeout, cause)
     case 'UND_ERR_ABORT':
     case 'UND_ERR_ABORTED':
       return new RequestAbortedError(cause)
@@ -250,8 +276,12 @@ export function fromUndici(error: unknown): unknown {
       return new RequestBodyError(error.message, cause)
     case 'UND_ERR_SOCKET':
     case 'ECONNRESET':
-    case 'EPIPE':
-      return new ConnectionLostError(`The connection was lost with the request in flight: ${error.message}`, cause)
+    case 'EPIPE': {
+      // A TLS server closes on the plain-text request without a byte in reply.
+      const silent = context !== undefined && plain && (error as { socket?: { bytesRead?: number } }).socket?.bytesRead === 0
+      const hint = silent ? `; the server closed without answering a byte: if it speaks TLS, the URL is ${context.origin.replace(/^http:/, 'https:')}` : ''
+      return new ConnectionLostError(`The connection was lost with the request in flight: ${error.message}${hint}`, cause)
+    }
     default:
       return typeof code === 'string' && (code.startsWith('UND_ERR') || code.startsWith('HPE_'))
         ? new ProtocolError(error.message, cause)
