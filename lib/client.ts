@@ -142,8 +142,10 @@ export function splitUrl(url: string | URL): { origin: string; path: string } {
   try {
     parsed = typeof url === 'string' ? new URL(url) : url
   } catch {
-    return { origin: parseOrigin(url), path: '/' }
+    return { origin: parseOrigin(url, 'URL'), path: '/' }
   }
+  // 'localhost:8443/x' parses, as scheme 'localhost:' with origin 'null': report the URL as given.
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return { origin: parseOrigin(url, 'URL'), path: '/' }
   return { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` }
 }
 
