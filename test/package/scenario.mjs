@@ -19,6 +19,7 @@ export async function exercise(label, { main, testing, grpc, msw }) {
     await assert.rejects(client.request('localhost:8443/x'), (error) => {
       assert.ok(error instanceof InvalidArgumentError && error instanceof DrainpipeError, `not a DrainpipeError: ${error}`)
       assert.equal(error.code, 'DRAINPIPE_INVALID_ARGUMENT')
+      assert.match(error.message, /^Invalid URL 'localhost:8443\/x': the scheme is missing \(did you mean 'https:\/\/localhost:8443\/x'\?/)
       return true
     })
 
