@@ -8,8 +8,9 @@
  * Give it your msw server and `server.use()` overrides apply to it too.
  *
  * In your project the imports are `drainpipe-http2` and `drainpipe-http2/testing`; here
- * they point at the sources. This file runs in the suite through
- * test/msw-example.test.ts.
+ * they point at the sources. It is part of the suite (vitest.config.ts).
+ *
+ * Run: npx vitest run examples/testing-with-msw.test.ts
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { http, HttpResponse } from 'msw'
