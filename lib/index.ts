@@ -1,3 +1,10 @@
+/**
+ * `drainpipe-http2`: the client, its options, errors, stats and channel
+ * messages. gRPC and msw support are the subpaths `drainpipe-http2/grpc`
+ * and `drainpipe-http2/testing`.
+ *
+ * @module drainpipe-http2
+ */
 export { Client, type FetchInput, type RequestOptions, type ResponseData } from './client.js'
 export { fetch } from './fetch.js'
 export type { ClientOptions, PoolOptions, KeepAliveOptions, BackoffOptions, ConnectOptions, LookupFunction } from './options.js'

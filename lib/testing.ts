@@ -12,7 +12,7 @@
  *
  * Requires the optional peer dependency `msw` (2.x).
  *
- * @module
+ * @module drainpipe-http2/testing
  */
 import { getResponse, type RequestHandler } from 'msw'
 import type { Dispatcher } from 'undici'
