@@ -6,7 +6,7 @@
  * HTTP/2, one multiplexed connection per origin, recycled after at most a
  * minute so traffic spreads again after a scale-out or a rolling restart.
  *
- *   import { Client } from 'drainpipe'
+ *   import { Client } from 'drainpipe-http2'
  *   import { setGlobalDispatcher } from 'undici'
  *   setGlobalDispatcher(new Client({ maxConnectionAge: 60_000 }))
  *
@@ -15,7 +15,7 @@
  * It starts its own HTTP/2 server on 127.0.0.1 (with the repository's test
  * certificates), so it needs no network and finishes by itself.
  */
-import { Client } from '../lib/index.js' // in your app: from 'drainpipe'
+import { Client } from '../lib/index.js' // in your app: from 'drainpipe-http2'
 import { getGlobalDispatcher, setGlobalDispatcher } from 'undici'
 import { startBackend } from '../test/helpers/h2-server.js'
 import { pki } from '../test/helpers/pki.js'

@@ -37,7 +37,7 @@ import {
   type Span,
   type TracerProvider,
 } from '@opentelemetry/api'
-import { Client, type ChannelMessages, type ChannelName } from '../lib/index.js' // in your app: from 'drainpipe'
+import { Client, type ChannelMessages, type ChannelName } from '../lib/index.js' // in your app: from 'drainpipe-http2'
 
 const SCOPE = 'drainpipe'
 

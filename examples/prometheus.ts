@@ -17,7 +17,7 @@
  */
 import diagnostics from 'node:diagnostics_channel'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { Client, type ChannelMessages, type ChannelName } from '../lib/index.js' // in your app: from 'drainpipe'
+import { Client, type ChannelMessages, type ChannelName } from '../lib/index.js' // in your app: from 'drainpipe-http2'
 
 /** HTTP/2 error code names (RFC 9113, section 7), for the GOAWAY label. */
 const H2_ERROR_NAMES = [

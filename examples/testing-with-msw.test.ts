@@ -3,19 +3,20 @@
  *
  * msw's `setupServer` patches `globalThis.fetch` and `node:http`, but drainpipe
  * talks HTTP/2 through `node:http2`, which msw cannot see. `createTestClient`
- * from `drainpipe/testing` is a drainpipe `Client` that asks msw handlers
+ * from `drainpipe-http2/testing` is a drainpipe `Client` that asks msw handlers
  * first, so `request()`, `stream()` and `fetch()` are mocked like the rest.
  * Give it your msw server and `server.use()` overrides apply to it too.
  *
- * In your project the imports are `drainpipe` and `drainpipe/testing`; here
- * they point at the sources. This file runs in the suite through
- * test/msw-example.test.ts.
+ * In your project the imports are `drainpipe-http2` and `drainpipe-http2/testing`; here
+ * they point at the sources. It is part of the suite (vitest.config.ts).
+ *
+ * Run: npx vitest run examples/testing-with-msw.test.ts
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { http, HttpResponse } from 'msw'
 import { setupServer } from 'msw/node'
-import type { Client } from '../lib/index.js' // from 'drainpipe'
-import { createTestClient } from '../lib/testing.js' // from 'drainpipe/testing'
+import type { Client } from '../lib/index.js' // from 'drainpipe-http2'
+import { createTestClient } from '../lib/testing.js' // from 'drainpipe-http2/testing'
 
 // ── The code under test: it is given a drainpipe Client ──────────────────
 // (in production: new Client({ maxConnectionAge: 5 * 60_000 }))

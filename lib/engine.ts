@@ -17,7 +17,7 @@ import type { ConnectOptions } from './options.js'
 export type ResponseHeaders = Record<string, string | string[]>
 
 /** HTTP/2 error codes (RFC 9113 §7). */
-export const ErrorCode = {
+export const Http2ErrorCode = {
   NO_ERROR: 0x0,
   PROTOCOL_ERROR: 0x1,
   INTERNAL_ERROR: 0x2,
@@ -34,7 +34,7 @@ export const ErrorCode = {
   HTTP_1_1_REQUIRED: 0xd,
 } as const
 
-const codeNames = new Map<number, string>(Object.entries(ErrorCode).map(([name, code]) => [code, name]))
+const codeNames = new Map<number, string>(Object.entries(Http2ErrorCode).map(([name, code]) => [code, name]))
 
 /** The RFC name of an HTTP/2 error code (`REFUSED_STREAM`), or `unknown code 0x…` for one outside §7. */
 export function errorCodeName(code: number): string {

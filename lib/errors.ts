@@ -8,6 +8,33 @@ export function shown(value: unknown): string {
 }
 
 /**
+ * The stable `code` of every error drainpipe raises, one per error class;
+ * `DRAINPIPE_HANDLER` is a dispatch handler that threw something that is not
+ * an `Error`, `DRAINPIPE_MSW_UNHANDLED` a request no msw handler answered
+ * (`drainpipe-http2/testing`).
+ */
+export type ErrorCode =
+  | 'DRAINPIPE_INVALID_OPTION'
+  | 'DRAINPIPE_INVALID_ARGUMENT'
+  | 'DRAINPIPE_INVALID_HEADER'
+  | 'DRAINPIPE_CONNECT'
+  | 'DRAINPIPE_CONNECT_TIMEOUT'
+  | 'DRAINPIPE_PROTOCOL_NEGOTIATION'
+  | 'DRAINPIPE_PROTOCOL'
+  | 'DRAINPIPE_REFUSED_STREAM'
+  | 'DRAINPIPE_READ_ONLY'
+  | 'DRAINPIPE_DRAIN_TIMEOUT'
+  | 'DRAINPIPE_CONNECTION_LOST'
+  | 'DRAINPIPE_QUEUE_FULL'
+  | 'DRAINPIPE_HEADERS_TIMEOUT'
+  | 'DRAINPIPE_BODY_TIMEOUT'
+  | 'DRAINPIPE_ABORTED'
+  | 'DRAINPIPE_REQUEST_BODY'
+  | 'DRAINPIPE_CLIENT_CLOSED'
+  | 'DRAINPIPE_HANDLER'
+  | 'DRAINPIPE_MSW_UNHANDLED'
+
+/**
  * Every error drainpipe raises is a `DrainpipeError` with a stable `code`.
  *
  * `unprocessed: true` means the server provably never handled the request
@@ -19,11 +46,11 @@ export class DrainpipeError extends Error {
   /** The class name, for logs. */
   override name = 'DrainpipeError'
   /** Stable identifier (`DRAINPIPE_*`); match on this rather than on the message. */
-  readonly code: string
+  readonly code: ErrorCode
   /** The server provably never processed the request: safe to send again, whatever the method. */
   readonly unprocessed: boolean
 
-  constructor(message: string, code: string, options: { cause?: unknown; unprocessed?: boolean } = {}) {
+  constructor(message: string, code: ErrorCode, options: { cause?: unknown; unprocessed?: boolean } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     this.unprocessed = options.unprocessed ?? false
@@ -146,11 +173,14 @@ export class QueueFullError extends DrainpipeError {
   }
 }
 
+/** `12 ms (name)`, or the option's name alone when the number is not known. */
+const within = (timeout: number | undefined, name: string) => (timeout === undefined ? name : `${timeout} ms (${name})`)
+
 /** No response headers within `headersTimeout`. */
 export class HeadersTimeoutError extends DrainpipeError {
   override name = 'HeadersTimeoutError'
   constructor(timeout: number | undefined, options: { cause?: unknown } = {}) {
-    super(`No response headers within ${timeout ?? 'the'} ms (headersTimeout)`, 'DRAINPIPE_HEADERS_TIMEOUT', options)
+    super(`No response headers within ${within(timeout, 'headersTimeout')}`, 'DRAINPIPE_HEADERS_TIMEOUT', options)
   }
 }
 
@@ -158,7 +188,7 @@ export class HeadersTimeoutError extends DrainpipeError {
 export class BodyTimeoutError extends DrainpipeError {
   override name = 'BodyTimeoutError'
   constructor(timeout: number | undefined, options: { cause?: unknown } = {}) {
-    super(`No response body data within ${timeout ?? 'the'} ms (bodyTimeout)`, 'DRAINPIPE_BODY_TIMEOUT', options)
+    super(`No response body data within ${within(timeout, 'bodyTimeout')}`, 'DRAINPIPE_BODY_TIMEOUT', options)
   }
 }
 
@@ -189,14 +219,37 @@ export class ClientClosedError extends DrainpipeError {
 const CONNECT_SYSCALLS = new Set(['connect', 'getaddrinfo', 'lookup', 'queryA', 'queryAaaa'])
 
 /**
+ * What the HTTP/1.1 fallback knows of a failed request, so the error can say
+ * what undici's does not: the timeout that passed, and for an `http://`
+ * origin what was probably meant.
+ */
+export interface UndiciContext {
+  /** The request's origin (`http://host:port`). */
+  origin: string
+  /** The headersTimeout in force for the request (ms). */
+  headersTimeout: number
+  /** The bodyTimeout in force for the request (ms). */
+  bodyTimeout: number
+}
+
+/**
  * An error from undici (its API layer, or the HTTP/1.1 fallback's Pool) as
  * the drainpipe error that means the same; anything else is returned as is
- * (an abort reason, a handler's own error).
+ * (an abort reason, a handler's own error). `context` comes from the
+ * HTTP/1.1 fallback; without it the messages leave out what only it knows.
  */
-export function fromUndici(error: unknown): unknown {
+export function fromUndici(error: unknown, context?: UndiciContext): unknown {
   if (!(error instanceof Error) || error instanceof DrainpipeError) return error
   const { code, syscall } = error as NodeJS.ErrnoException
   const cause = { cause: error }
+  const plain = context === undefined || context.origin.startsWith('http:')
+  // undici's HTTP parser error has no code (HPE_* only sometimes): an HTTP/2-only server
+  // answering an HTTP/1.1 request is the usual way to get one.
+  if (error.name === 'HTTPParserError') {
+    const who = context === undefined ? 'The server' : context.origin
+    const hint = plain ? ': if it speaks only HTTP/2 without TLS (h2c), set the option h2c: true' : ''
+    return new ProtocolError(`${who} did not answer in HTTP/1.1 (${error.message})${hint}`, cause)
+  }
   if (syscall !== undefined && CONNECT_SYSCALLS.has(syscall)) {
     return new ConnectError(`Could not connect: ${error.message}`, cause)
   }
@@ -208,9 +261,9 @@ export function fromUndici(error: unknown): unknown {
     case 'UND_ERR_CONNECT_TIMEOUT':
       return new ConnectError(error.message, cause)
     case 'UND_ERR_HEADERS_TIMEOUT':
-      return new HeadersTimeoutError(undefined, cause)
+      return new HeadersTimeoutError(context?.headersTimeout, cause)
     case 'UND_ERR_BODY_TIMEOUT':
-      return new BodyTimeoutError(undefined, cause)
+      return new BodyTimeoutError(context?.bodyTimeout, cause)
     case 'UND_ERR_ABORT':
     case 'UND_ERR_ABORTED':
       return new RequestAbortedError(cause)
@@ -221,8 +274,12 @@ export function fromUndici(error: unknown): unknown {
       return new RequestBodyError(error.message, cause)
     case 'UND_ERR_SOCKET':
     case 'ECONNRESET':
-    case 'EPIPE':
-      return new ConnectionLostError(`The connection was lost with the request in flight: ${error.message}`, cause)
+    case 'EPIPE': {
+      // A TLS server closes on the plain-text request without a byte in reply.
+      const silent = context !== undefined && plain && (error as { socket?: { bytesRead?: number } }).socket?.bytesRead === 0
+      const hint = silent ? `; the server closed without answering a byte: if it speaks TLS, the URL is ${context.origin.replace(/^http:/, 'https:')}` : ''
+      return new ConnectionLostError(`The connection was lost with the request in flight: ${error.message}${hint}`, cause)
+    }
     default:
       return typeof code === 'string' && (code.startsWith('UND_ERR') || code.startsWith('HPE_'))
         ? new ProtocolError(error.message, cause)

@@ -1,5 +1,5 @@
 import type { Clock, TimerHandle } from './clock.js'
-import { type Connection, ErrorCode, errorCodeName, type ResponseHeaders, type Stream, type StreamClosed, type StreamHandler } from './engine.js'
+import { type Connection, Http2ErrorCode, errorCodeName, type ResponseHeaders, type Stream, type StreamClosed, type StreamHandler } from './engine.js'
 import {
   BodyTimeoutError,
   ConnectionLostError,
@@ -113,7 +113,7 @@ export class Exchange implements StreamHandler {
     if (declared !== undefined && declared !== this.#receivedBytes) {
       this.call.fail(
         new ProtocolError(`The response ended after ${this.#receivedBytes} of ${declared} bytes (content-length): it is incomplete`, {
-          http2Code: ErrorCode.PROTOCOL_ERROR,
+          http2Code: Http2ErrorCode.PROTOCOL_ERROR,
         }),
       )
       return
@@ -160,7 +160,7 @@ export class Exchange implements StreamHandler {
       )
     }
     // Once a response arrived the server processed the request, whatever it claims afterwards.
-    if (code === ErrorCode.REFUSED_STREAM && !this.#responded) return new RefusedStreamError()
+    if (code === Http2ErrorCode.REFUSED_STREAM && !this.#responded) return new RefusedStreamError()
     if (lost) {
       return lost instanceof DrainpipeError && !lost.unprocessed
         ? lost
@@ -169,7 +169,7 @@ export class Exchange implements StreamHandler {
     if (why.error) return why.error
     const incomplete =
       this.#declared !== undefined ? ` after ${this.#receivedBytes} of ${this.#declared} bytes (content-length)` : ''
-    if (code !== undefined && code !== ErrorCode.NO_ERROR) {
+    if (code !== undefined && code !== Http2ErrorCode.NO_ERROR) {
       const name = errorCodeName(code)
       const stage = this.#responded ? `the response body${incomplete ? ` ended${incomplete}` : ' was cut off'}` : 'no response arrived'
       return new ProtocolError(`${this.#resetter(why, name)}: ${stage}`, { http2Code: code })
@@ -202,7 +202,7 @@ export class Exchange implements StreamHandler {
    */
   #cancel(): boolean {
     if (this.#settled) return false
-    this.#stream.reset(ErrorCode.CANCEL)
+    this.#stream.reset(Http2ErrorCode.CANCEL)
     this.#settle()
     return true
   }

@@ -149,7 +149,9 @@ export class Http1Fallback {
         settle()
       },
       onResponseError: (_controller, error) => {
-        call.fail(fromUndici(error) as Error)
+        const { headersTimeout, bodyTimeout } = this.#options
+        const context = { origin: request.origin, headersTimeout: request.headersTimeout ?? headersTimeout, bodyTimeout: request.bodyTimeout ?? bodyTimeout }
+        call.fail(fromUndici(error, context) as Error)
         settle()
       },
     }

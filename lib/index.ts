@@ -1,3 +1,10 @@
+/**
+ * `drainpipe-http2`: the client, its options, errors, stats and channel
+ * messages. gRPC and msw support are the subpaths `drainpipe-http2/grpc`
+ * and `drainpipe-http2/testing`.
+ *
+ * @module drainpipe-http2
+ */
 export { Client, type ResponseData } from './client.js'
 export type { RequestOptions } from './request.js'
 export type { FetchInput, FetchInit } from './fetch.js'
@@ -45,4 +52,5 @@ export {
   RequestBodyError,
   ClientClosedError,
   isUnprocessed,
+  type ErrorCode,
 } from './errors.js'

@@ -17,7 +17,7 @@ import {
   type ConnectionListener,
   type ConnectTarget,
   type Engine,
-  ErrorCode,
+  Http2ErrorCode,
   type RequestHead,
   type ResponseHeaders,
   type Stream,
@@ -125,7 +125,7 @@ class NodeConnection implements Connection {
       this.#goawayLastStreamId = Math.min(this.#goawayLastStreamId, lastStreamId)
       // node:http2 closes the session right after this event, and a closed session sends no
       // PING: a draining connection would go unprobed. We close it ourselves once drained.
-      if (errorCode === ErrorCode.NO_ERROR) session.close = () => {}
+      if (errorCode === Http2ErrorCode.NO_ERROR) session.close = () => {}
       this.#listener?.goaway({ errorCode, lastStreamId, debug: debug ?? Buffer.alloc(0) })
     })
     // A protocol violation or a flood: node:http2 destroys the session at once, well before 'close'.
@@ -304,7 +304,7 @@ class NodeStream implements Stream {
     this.#stream.resume()
   }
 
-  reset(code: number = ErrorCode.CANCEL): void {
+  reset(code: number = Http2ErrorCode.CANCEL): void {
     if (!this.#stream.closed && !this.#stream.destroyed) this.#stream.close(code)
     this.#settle()
   }

@@ -2,6 +2,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
 import type { ConnectionOptions } from 'node:tls'
 import { InvalidOptionError } from './errors.js'
 import { realClock, type Clock } from './clock.js'
+import { missingScheme } from './request.js'
 
 /**
  * Node's `dns.lookup` signature, called with `{ all: true }`; answering with
@@ -137,7 +138,7 @@ export const defaults = {
 
 const MAX_RETRIES = 10
 
-type Kind = 'duration' | 'count' | 'positive' | 'boolean' | 'function' | 'object' | 'keepAlive' | 'backoff'
+type Kind = 'duration' | 'count' | 'positive' | 'boolean' | 'function' | 'object' | 'keepAlive' | 'backoff' | 'tls'
 
 const poolOptionKinds: Record<keyof PoolOptions, Kind> = {
   count: 'positive',
@@ -152,7 +153,7 @@ const poolOptionKinds: Record<keyof PoolOptions, Kind> = {
   retries: 'count',
   retryBufferSize: 'count',
   lookup: 'function',
-  connect: 'object',
+  connect: 'tls',
   h2c: 'boolean',
   maxQueue: 'positive',
   maxHeaderSize: 'positive',
@@ -166,6 +167,59 @@ const clientOnlyKinds = { origins: 'object', clock: 'object', random: 'function'
 
 const keepAliveKinds: Record<keyof KeepAliveOptions, Kind> = { interval: 'duration', timeout: 'duration', whenIdle: 'boolean' }
 const backoffKinds: Record<keyof BackoffOptions, Kind> = { base: 'duration', max: 'duration' }
+
+/**
+ * Every name `ConnectOptions` has (tsc fails when this list and the type
+ * differ): tls.connect ignores names it does not know, so a misspelt
+ * `servrname` would silently verify nothing it was meant to. Values are
+ * left to tls, which checks them when it connects.
+ */
+const tlsOptions: Record<keyof ConnectOptions, true> = {
+  ALPNCallback: true,
+  SNICallback: true,
+  allowPartialTrustChain: true,
+  ca: true,
+  cert: true,
+  checkServerIdentity: true,
+  ciphers: true,
+  clientCertEngine: true,
+  crl: true,
+  dhparam: true,
+  ecdhCurve: true,
+  enableTrace: true,
+  honorCipherOrder: true,
+  key: true,
+  lookup: true,
+  maxVersion: true,
+  minDHSize: true,
+  minVersion: true,
+  passphrase: true,
+  pfx: true,
+  privateKeyEngine: true,
+  privateKeyIdentifier: true,
+  pskCallback: true,
+  rejectUnauthorized: true,
+  requestCert: true,
+  secureContext: true,
+  secureOptions: true,
+  secureProtocol: true,
+  servername: true,
+  session: true,
+  sessionIdContext: true,
+  sessionTimeout: true,
+  sigalgs: true,
+  ticketKeys: true,
+  timeout: true,
+}
+
+/** tls.connect options drainpipe sets itself, with the reason (`ConnectOptions` omits them). */
+const setByDrainpipe: Record<string, string> = {
+  host: "the URL's host (and 'lookup') decide where to connect",
+  port: "the URL's port decides where to connect",
+  path: 'drainpipe connects over TCP',
+  socket: 'drainpipe opens its own sockets',
+  ALPNProtocols: 'drainpipe offers h2 (and http/1.1) itself',
+}
 
 const show = (value: unknown): string => {
   if (typeof value === 'string') return JSON.stringify(value)
@@ -193,7 +247,14 @@ function unknownKey(where: string, key: string, known: readonly string[]): Inval
   const [best] = known
     .map((name) => ({ name, distance: editDistance(key, name) }))
     .sort((x, y) => x.distance - y.distance)
-  const hint = best && best.distance <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean '${where}${best.name}'?)` : ''
+  let hint = best && best.distance <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean '${where}${best.name}'?)` : ''
+  // `timeout` is a word of several names (and a TLS option that would not do what it seems to).
+  const containing = key.length >= 4 ? known.filter((name) => name.toLowerCase().includes(key.toLowerCase())) : []
+  if (!hint && containing.length > 0) hint = ` (did you mean ${containing.map((name) => `'${where}${name}'`).join(', ')}?)`
+  // `new Client({ ca })`: TLS options written where tls.connect would take them.
+  if (!hint && Object.hasOwn(tlsOptions, key) && known.includes('connect')) {
+    hint = `: TLS options go inside '${where}connect' (${where}connect: { ${key}: … })`
+  }
   return new InvalidOptionError(`Unknown option '${where}${key}'${hint}`)
 }
 
@@ -229,6 +290,14 @@ function checkKind(name: string, kind: Kind, value: unknown): void {
     case 'backoff':
       checkKind(name, 'object', value)
       checkKeys(value as object, `${name}.`, backoffKinds)
+      return
+    case 'tls':
+      checkKind(name, 'object', value)
+      for (const key of Object.keys(value as object)) {
+        if (Object.hasOwn(tlsOptions, key)) continue
+        if (Object.hasOwn(setByDrainpipe, key)) throw new InvalidOptionError(`Option '${name}.${key}' cannot be set: ${setByDrainpipe[key]}`)
+        throw unknownKey(`${name}.`, key, Object.keys(tlsOptions))
+      }
   }
 }
 
@@ -320,10 +389,10 @@ function canonicalOrigin(key: string, what = 'origin'): string {
   try {
     url = new URL(key)
   } catch {
-    throw new InvalidOptionError(`Invalid ${what} '${key}': not a URL`)
+    throw new InvalidOptionError(`Invalid ${what} '${key}': ${missingScheme(key) ?? 'not a URL'}`)
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new InvalidOptionError(`Invalid ${what} '${key}': the scheme must be https: or http:`)
+    throw new InvalidOptionError(`Invalid ${what} '${key}': ${missingScheme(key) ?? 'the scheme must be https: or http:'}`)
   }
   if (url.username || url.password || (url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
     throw new InvalidOptionError(`Invalid ${what} '${key}': an origin is scheme://host[:port], without path, query or credentials`)

@@ -4,7 +4,7 @@ import type { Call } from './call.js'
 import { publish } from './channels.js'
 import type { Clock } from './clock.js'
 import { hostOf } from './dial.js'
-import { type Engine, ErrorCode, type Goaway, type LocalSettings } from './engine.js'
+import { type Engine, Http2ErrorCode, type Goaway, type LocalSettings } from './engine.js'
 import { ClientClosedError, ConnectError, ProtocolNegotiationError, QueueFullError } from './errors.js'
 import { Http1Fallback } from './http1.js'
 import { lookupAll } from './lookup.js'
@@ -250,7 +250,7 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
 
   goaway(pool: Pool, goaway: Goaway): void {
     this.#totals.goaways++
-    if (goaway.errorCode === ErrorCode.ENHANCE_YOUR_CALM && goaway.debug.toString('latin1').includes('too_many_pings')) {
+    if (goaway.errorCode === Http2ErrorCode.ENHANCE_YOUR_CALM && goaway.debug.toString('latin1').includes('too_many_pings')) {
       this.#pingFactor *= 2
       const interval = this.pingInterval()
       publish('drainpipe:pool:ping-backoff', () => ({ ...pool.info(), interval }))

@@ -28,16 +28,17 @@ export function checkMethod(method: unknown): string {
 const parsedOrigins = new Map<string, string>()
 const MAX_PARSED_ORIGINS = 1024
 
-export function parseOrigin(origin: unknown): string {
+/** An origin (`https://host:port`) from a URL or origin; `what` names the argument in errors ('origin', 'URL'). */
+export function parseOrigin(origin: unknown, what = 'origin'): string {
   if (typeof origin === 'string') {
     const known = parsedOrigins.get(origin)
     if (known !== undefined) return known
-    const parsed = parseOriginOnce(origin)
+    const parsed = parseOriginOnce(origin, what)
     if (parsedOrigins.size >= MAX_PARSED_ORIGINS) parsedOrigins.clear()
     parsedOrigins.set(origin, parsed)
     return parsed
   }
-  return parseOriginOnce(origin)
+  return parseOriginOnce(origin, what)
 }
 
 /** Whether `origin` is an origin already parsed and in its canonical form (as `URL#origin` writes it). */
@@ -45,18 +46,34 @@ export function isCanonicalOrigin(origin: string): boolean {
   return parsedOrigins.get(origin) === origin
 }
 
-function parseOriginOnce(origin: unknown): string {
+/**
+ * The advice for a URL written without its scheme, or undefined if it has
+ * one (or is no URL even with one). 'api.example/x' is no URL at all, but
+ * 'localhost:8443/x' parses as one of scheme 'localhost:' (a port where the
+ * path should start tells).
+ */
+export function missingScheme(text: string): string | undefined {
+  if (text === '' || text.includes('://')) return undefined
+  const scheme = /^[a-z][a-z\d+.-]*:/i.exec(text)?.[0]
+  if (scheme !== undefined && !/^\d/.test(text.slice(scheme.length))) return undefined
+  const suggestion = `${text.startsWith('//') ? 'https:' : 'https://'}${text}`
+  if (!URL.canParse(suggestion)) return undefined
+  return `the scheme is missing (did you mean '${suggestion}'? http:// for a server without TLS)`
+}
+
+function parseOriginOnce(origin: unknown, what: string): string {
   if (typeof origin !== 'string' && !(origin instanceof URL)) {
-    throw new InvalidArgumentError(`Invalid origin: expected a string or URL, got ${origin === null ? 'null' : typeof origin}`)
+    throw new InvalidArgumentError(`Invalid ${what}: expected a string or URL, got ${origin === null ? 'null' : typeof origin}`)
   }
+  const text = shown(origin)
   let url: URL
   try {
     url = new URL(origin)
   } catch (cause) {
-    throw new InvalidArgumentError(`Invalid origin '${shown(origin)}': not a URL`, { cause })
+    throw new InvalidArgumentError(`Invalid ${what} '${text}': ${missingScheme(text) ?? 'not a URL'}`, { cause })
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new InvalidArgumentError(`Invalid origin '${shown(origin)}': the scheme must be https: or http:`)
+    throw new InvalidArgumentError(`Invalid ${what} '${text}': ${missingScheme(text) ?? 'the scheme must be https: or http:'}`)
   }
   return url.origin
 }
@@ -175,7 +192,9 @@ function splitUrl(url: string | URL): { origin: string; path: string } {
   try {
     parsed = typeof url === 'string' ? new URL(url) : url
   } catch {
-    return { origin: parseOrigin(url), path: '/' }
+    return { origin: parseOrigin(url, 'URL'), path: '/' }
   }
+  // 'localhost:8443/x' parses, as scheme 'localhost:' with origin 'null': report the URL as given.
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return { origin: parseOrigin(url, 'URL'), path: '/' }
   return { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` }
 }

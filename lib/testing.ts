@@ -1,5 +1,5 @@
 /**
- * `drainpipe/testing`: answer drainpipe's own `request()`, `stream()` and
+ * `drainpipe-http2/testing`: answer drainpipe's own `request()`, `stream()` and
  * `fetch()` with msw request handlers in tests.
  *
  * msw's `setupServer` intercepts `globalThis.fetch` and `node:http`, but
@@ -12,7 +12,7 @@
  *
  * Requires the optional peer dependency `msw` (2.x).
  *
- * @module
+ * @module drainpipe-http2/testing
  */
 import { getResponse, type RequestHandler } from 'msw'
 import type { Dispatcher } from 'undici'
@@ -117,7 +117,7 @@ async function answer(
       if (onUnhandledRequest === 'error') {
         throw new DrainpipeError(`No msw handler answered ${what} (onUnhandledRequest: 'error')`, 'DRAINPIPE_MSW_UNHANDLED')
       }
-      if (onUnhandledRequest === 'warn') console.warn(`[drainpipe/testing] No msw handler answered ${what}; sending it for real`)
+      if (onUnhandledRequest === 'warn') console.warn(`[drainpipe-http2/testing] No msw handler answered ${what}; sending it for real`)
       outcome = { forward }
     } else {
       outcome = { response, bodyless: request.method === 'HEAD' || response.status === 204 || response.status === 304 }

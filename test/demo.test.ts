@@ -55,6 +55,17 @@ describe('npm run demo -- --quick', () => {
     // The comparison ran too (its result is what it is: undici keeps its one connection).
     expect(summary.clients.undici.requests, context).toBeGreaterThan(1000)
     expect(await readFile(chart, 'utf8'), context).toMatch(/^<svg [^>]*>[\s\S]*<\/svg>\n$/)
+    expect(output, context).toContain(`chart: ${chart}`)
+    // Piped, the output has the live view's phase labels, in order, and no unexplained '∞'.
+    const phases = [...output.matchAll(/^drainpipe demo +\d+ s \/ \d+ s {3}(.+)$/gm)].map((match) => match[1]!.replace(/ at [\d.]+ s$/, ''))
+    expect(phases, context).toEqual([
+      '3 backends in DNS',
+      'scaled out to 6 backends',
+      '127.0.0.4 left DNS',
+      '127.0.0.4 stopped (GOAWAY, close)',
+      '127.0.0.4 back in DNS',
+    ])
+    expect(output, context).not.toContain('∞')
     expect(code, context).toBe(0)
   }, 60_000)
 })

@@ -66,7 +66,7 @@ describe('msw setupServer with drainpipe as the global dispatcher (contract)', (
   })
 })
 
-describe('drainpipe/testing: createTestClient', () => {
+describe('drainpipe-http2/testing: createTestClient', () => {
   const clients: Client[] = []
   const make = (options: Parameters<typeof createTestClient>[0]) => {
     const client = createTestClient({ connect, lookup: dns.lookup, ...options })
@@ -337,7 +337,7 @@ describe('drainpipe/testing: createTestClient', () => {
   })
 })
 
-describe('drainpipe/testing: mswInterceptor', () => {
+describe('drainpipe-http2/testing: mswInterceptor', () => {
   it('composes onto a drainpipe Client for undici.request(); unhandled requests fall through', async () => {
     const client = new Client({ connect, lookup: dns.lookup })
     const dispatcher = client.compose(

@@ -25,7 +25,7 @@ import { Fleet } from '../../test/helpers/fleet.js'
 import { Load, type Window } from '../../test/helpers/load.js'
 import { pki } from '../../test/helpers/pki.js'
 import { renderChart, type Series } from './chart.js'
-import { balance, renderFrame, renderLine, screen, type Frame } from './view.js'
+import { balance, renderFrame, renderHeader, renderLine, screen, type Frame } from './view.js'
 
 export interface DemoOptions {
   /** A shorter run (age 1 s, about 15 s in all). */
@@ -155,6 +155,8 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
   const allHosts = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.0.7']
   let inDns = fleet.hosts
   if (options.live) process.stdout.write(screen.hideCursor + screen.clear)
+  else log(`Each second, per client: the share (%) of the last second's requests to ${allHosts.join(', ')}; max/min of the shares of the backends in DNS (balanced: ≤ ${BOUND})`)
+  let loggedPhase: string | undefined
   const draw = () => {
     const now = performance.now()
     const frame: Frame = {
@@ -171,7 +173,12 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
       })),
     }
     if (options.live) process.stdout.write(`${screen.home}${renderFrame(frame, true)}\n${screen.clearBelow}`)
-    else log(renderLine(frame))
+    else {
+      // Without the live view, its header (time and phase) once per phase.
+      if (phase !== loggedPhase) log(renderHeader(frame))
+      loggedPhase = phase
+      log(renderLine(frame))
+    }
   }
   const ticker = setInterval(draw, 1000)
 

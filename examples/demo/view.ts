@@ -2,7 +2,8 @@
  * The demo's live terminal view, refreshed every second: for each client, the
  * share of the last second's requests per backend, max/min, requests per
  * second and failures. On a terminal the screen is redrawn in place;
- * otherwise (a pipe, a CI log) one compact line per second is printed.
+ * otherwise (a pipe, a CI log) one compact line per second is printed, and
+ * the live view's header line each time the phase changes.
  */
 import type { Window } from '../../test/helpers/load.js'
 
@@ -35,7 +36,7 @@ export function renderFrame(frame: Frame, colour: boolean): string {
   const column = BAR + 10
   const row = (label: string, cells: string[]) => pad(label, 11) + cells.map((cell) => pad(cell, column)).join('  ')
   const lines: string[] = []
-  lines.push(bold(`drainpipe demo  ${frame.elapsed.toFixed(0).padStart(3)} s / ${frame.duration.toFixed(0)} s   ${frame.phase}`))
+  lines.push(bold(renderHeader(frame)))
   lines.push(dim(`share of the last second's requests per backend; even share ${(100 / frame.inDns.length).toFixed(1)}% over ${frame.inDns.length} backends in DNS`))
   lines.push('')
   lines.push(row('', frame.clients.map((client) => bold(client.name))))
@@ -53,9 +54,8 @@ export function renderFrame(frame: Frame, colour: boolean): string {
     row(
       'max/min',
       frame.clients.map((client) => {
-        const value = balance(client.window, frame.inDns)
-        const text = Number.isFinite(value) ? value.toFixed(2) : '∞ (a backend gets none)'
-        return value <= frame.bound ? good(`${text} ✓`) : bad(text)
+        const text = balanceText(client.window, frame.inDns)
+        return balance(client.window, frame.inDns) <= frame.bound ? good(`${text} ✓`) : bad(text)
       }),
     ),
   )
@@ -70,6 +70,11 @@ function pad(text: string, width: number): string {
   return text + ' '.repeat(Math.max(0, width - visible))
 }
 
+/** The live view's first line: time and phase ("scaled out to 6 backends at 7.5 s"). */
+export function renderHeader(frame: Frame): string {
+  return `drainpipe demo  ${frame.elapsed.toFixed(0).padStart(3)} s / ${frame.duration.toFixed(0)} s   ${frame.phase}`
+}
+
 /** One line per second for logs. */
 export function renderLine(frame: Frame): string {
   const parts = frame.clients.map((client) => {
@@ -77,8 +82,7 @@ export function renderLine(frame: Frame): string {
       const count = client.window.counts[backend] ?? 0
       return client.window.total === 0 ? '0' : Math.round((100 * count) / client.window.total).toString()
     })
-    const value = balance(client.window, frame.inDns)
-    return `${client.name}: [${shares.join(' ')}]% max/min ${Number.isFinite(value) ? value.toFixed(2) : '∞'} failed ${client.failed}`
+    return `${client.name}: [${shares.join(' ')}]% max/min ${balanceText(client.window, frame.inDns)} failed ${client.failed}`
   })
   return `${frame.elapsed.toFixed(0).padStart(3)} s  ${parts.join('  |  ')}`
 }
@@ -88,6 +92,12 @@ export function balance(window: Window, inDns: string[]): number {
   const counts = inDns.map((backend) => window.counts[backend] ?? 0)
   const min = Math.min(...counts)
   return min === 0 ? Number.POSITIVE_INFINITY : Math.max(...counts) / min
+}
+
+/** The balance as shown: a ratio, or how many backends in DNS got nothing (where the ratio has no finite value). */
+function balanceText(window: Window, inDns: string[]): string {
+  const idle = inDns.filter((backend) => (window.counts[backend] ?? 0) === 0).length
+  return idle === 0 ? balance(window, inDns).toFixed(2) : `— (${idle} of ${inDns.length} got none)`
 }
 
 export const screen = {

@@ -9,8 +9,8 @@
  *   npx tsx examples/grpc/client.ts
  *
  * In an application, import from the package instead:
- *   import { Client } from 'drainpipe'
- *   import { createGrpcTransport } from 'drainpipe/grpc'
+ *   import { Client } from 'drainpipe-http2'
+ *   import { createGrpcTransport } from 'drainpipe-http2/grpc'
  */
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf'
 import { createClient } from '@connectrpc/connect'

@@ -1,3 +1,0 @@
-// Runs examples/testing-with-msw.test.ts, the documented example of drainpipe/testing, as part of
-// the suite: vitest collects only test/**/*.test.ts, and tests an imported module declares run here.
-import '../examples/testing-with-msw.test.js'
