@@ -217,8 +217,13 @@ export function dialSocket(target: SocketTarget, signal: AbortSignal): Promise<D
       socket.once('secureConnect', () => {
         socket.removeAllListeners('error')
         // A server that negotiates no protocol at all speaks HTTP/1.1.
-        if (socket.alpnProtocol !== 'h2') finish(new ProtocolNegotiationError(target.origin, socket.alpnProtocol || 'http/1.1'))
-        else finish(undefined, { socket, address })
+        if (socket.alpnProtocol !== 'h2') {
+          finish(new ProtocolNegotiationError(target.origin, socket.alpnProtocol || 'http/1.1'))
+        } else {
+          // The TCP socket now lives inside the TLS socket: it is no loser of the race to destroy.
+          attempts.length = 0
+          finish(undefined, { socket, address })
+        }
       })
     }
     if (signal.aborted) return onAbort()
