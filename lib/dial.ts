@@ -198,7 +198,6 @@ export function dialSocket(target: SocketTarget, signal: AbortSignal): Promise<D
       clearTimeout(timer)
       for (const other of attempts) if (other !== tcp) other.destroy()
       attempts.length = 0
-      attempts.push(tcp)
       const host = hostOf(url)
       const servername = isIP(host) ? undefined : host
       // The TLS socket reports the TCP socket's errors from now on.
@@ -210,6 +209,8 @@ export function dialSocket(target: SocketTarget, signal: AbortSignal): Promise<D
         socket: tcp,
         ALPNProtocols: ['h2', 'http/1.1'],
       })
+      // The TLS socket owns the TCP handle now: destroying it closes both, while destroying the
+      // TCP socket under a live TLS socket crashes the process (segfault on Node 20).
       attempts.push(socket)
       socket.once('error', (error: Error) =>
         finish(new ConnectError(`Could not connect to ${target.origin} at ${address}: ${error.message}`, { cause: error })),
@@ -220,8 +221,6 @@ export function dialSocket(target: SocketTarget, signal: AbortSignal): Promise<D
         if (socket.alpnProtocol !== 'h2') {
           finish(new ProtocolNegotiationError(target.origin, socket.alpnProtocol || 'http/1.1'))
         } else {
-          // The TCP socket now lives inside the TLS socket: it is no loser of the race to destroy.
-          attempts.length = 0
           finish(undefined, { socket, address })
         }
       })
