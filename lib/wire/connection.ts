@@ -643,9 +643,9 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     if (this.#recentResets.has(streamId)) return
     this.#stray(kind, streamId)
     if (answer) {
-      // RFC 9113 §5.1: a frame on a closed stream is a stream error STREAM_CLOSED; answered once.
+      // RFC 9113 §5.1: a frame on a closed stream is a stream error STREAM_CLOSED. Not remembered as a
+      // reset of ours: that would push out a stream whose in-flight frames are still to come.
       this.#writer.rstStream(streamId, ErrorCode.STREAM_CLOSED)
-      this.#recentResets.add(streamId)
       this.counters.streamErrors++
     }
   }
