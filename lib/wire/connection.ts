@@ -324,6 +324,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
 
   destroy(error?: Error): void {
     if (!this.#failed) this.#fail(error ?? new ConnectionLostError(`The connection to ${this.#origin} was destroyed`), false)
+    this.#writable = false
     this.#socket.destroy()
   }
 
@@ -985,6 +986,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     }
     const reason = error instanceof Error ? error : new Error(String(error))
     if (!this.#failed) this.#fail(reason, true)
+    this.#writable = false
     this.#socket.destroy()
   }
 
