@@ -29,7 +29,7 @@ import {
   type ResponseHeaders,
   type StreamHandler,
 } from '../engine.js'
-import { ConnectError, ConnectionLostError, InvalidHeaderError, PeerLimitError, ProtocolError, ReadOnlyError } from '../errors.js'
+import { ConnectError, ConnectionLostError, InvalidHeaderError, PeerLimitError, ProtocolError, ReadOnlyError, shown } from '../errors.js'
 import { checkRequestHead, ResponseFields } from './fields.js'
 import {
   connectionError,
@@ -978,13 +978,13 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     this.#fail(error, true, unwritten)
   }
 
-  /** Something thrown while handling input: our own connection errors, or a handler's bug. */
+  /** Something thrown while handling input: our own connection errors, or a handler's bug (the connection cannot be trusted after it). */
   #fault(error: unknown): void {
     if (error instanceof ProtocolError && error.http2Code !== undefined) {
       this.#connectionError(error)
       return
     }
-    const reason = error instanceof Error ? error : new Error(String(error))
+    const reason = new ConnectionLostError(`A stream handler threw while the connection to ${this.#origin} read: ${shown(error)}`, { cause: error })
     if (!this.#failed) this.#fail(reason, true)
     this.#writable = false
     this.#socket.destroy()
