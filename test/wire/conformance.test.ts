@@ -769,6 +769,17 @@ describe('§6.8 GOAWAY', () => {
     expect(p.log.errors).toEqual([])
   })
 
+  it('GOAWAY with a TCP reset right behind it: the GOAWAY read before the reset decides (streams above it are unprocessed)', async () => {
+    const { p, streams } = await threeStreams()
+    p.c.write(frames.goaway(1, ErrorCode.NO_ERROR))
+    p.c.reset()
+    await Promise.all(streams.map((s) => s.settled))
+    expect(streams[0]!.closedWith).toMatchObject({ unprocessed: false })
+    expect(streams[0]!.closedWith!.lost).toBeInstanceOf(ConnectionLostError)
+    for (const above of streams.slice(1)) expect(above.closedWith).toMatchObject({ unprocessed: true })
+    await p.log.whenClosed()
+  })
+
   it('GOAWAY then EOF: a stream below last-stream-id is lost (ConnectionLostError, not unprocessed)', async () => {
     const { p, streams } = await threeStreams()
     p.c.write(frames.goaway(5))
