@@ -113,6 +113,8 @@ export function dialSocket(target: SocketTarget, signal: AbortSignal): Promise<D
         host,
         ALPNProtocols: ['h2', 'http/1.1'],
       })
+      // The TLS socket owns the TCP handle now: destroying it closes both, while destroying the
+      // TCP socket under a live TLS socket crashes the process (segfault on Node 20).
       attempts.push(socket)
       socket.once('error', (error: Error) =>
         finish(new ConnectError(`Could not connect to ${target.origin} at ${address}: ${error.message}`, { cause: error })),
@@ -120,8 +122,11 @@ export function dialSocket(target: SocketTarget, signal: AbortSignal): Promise<D
       socket.once('secureConnect', () => {
         socket.removeAllListeners('error')
         // A server that negotiates no protocol at all speaks HTTP/1.1.
-        if (socket.alpnProtocol !== 'h2') finish(new ProtocolNegotiationError(target.origin, socket.alpnProtocol || 'http/1.1'))
-        else finish(undefined, { socket, address })
+        if (socket.alpnProtocol !== 'h2') {
+          finish(new ProtocolNegotiationError(target.origin, socket.alpnProtocol || 'http/1.1'))
+        } else {
+          finish(undefined, { socket, address })
+        }
       })
     }
     if (signal.aborted) return onAbort()

@@ -126,6 +126,22 @@ export class ProtocolError extends DrainpipeError {
   }
 }
 
+/**
+ * The server went past one of the wire engine's limits (a flood of SETTINGS,
+ * PINGs or empty frames, an oversized header block, …): a `ProtocolError`
+ * whose `limit` names the constant in lib/wire/limits.ts (or the setting)
+ * that was exceeded.
+ */
+export class PeerLimitError extends ProtocolError {
+  override name = 'PeerLimitError'
+  /** The limit exceeded, as named in lib/wire/limits.ts (`MAX_PINGS_PER_WINDOW`) or the setting (`maxHeaderListSize`). */
+  readonly limit: string
+  constructor(limit: string, message: string, http2Code: number) {
+    super(message, { http2Code })
+    this.limit = limit
+  }
+}
+
 /** The server reset the stream with REFUSED_STREAM: it did not process the request. */
 export class RefusedStreamError extends DrainpipeError {
   override name = 'RefusedStreamError'

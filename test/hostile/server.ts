@@ -236,10 +236,15 @@ export class HostileConnection extends EventEmitter<HostileConnectionEvents> {
   async frame(predicate: (frame: Frame) => boolean): Promise<Frame> {
     const seen = this.received.find(predicate)
     if (seen) return seen
-    for (;;) {
-      const [frame] = (await once(this, 'frame')) as [Frame]
-      if (predicate(frame)) return frame
-    }
+    // A listener, not once() in a loop: frames parsed from one chunk are emitted in one go.
+    return new Promise((resolve) => {
+      const onFrame = (frame: Frame) => {
+        if (!predicate(frame)) return
+        this.off('frame', onFrame)
+        resolve(frame)
+      }
+      this.on('frame', onFrame)
+    })
   }
 
   /** Resolves when the socket is closed. */

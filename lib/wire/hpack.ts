@@ -1,0 +1,558 @@
+/**
+ * HPACK (RFC 7541), the header compression of HTTP/2: the static and dynamic
+ * tables, a strict decoder for the responses, and an encoder for the requests.
+ *
+ * Names and values are latin1 strings, one char per octet; validating them
+ * (lowercase names, pseudo-headers, forbidden octets) is the connection's job.
+ */
+import { huffmanDecode, huffmanEncode, huffmanLength, type Latin1Buffer } from './huffman.js'
+
+/** A malformed header block: the connection must end with COMPRESSION_ERROR (RFC 9113 §4.3). */
+export class HpackError extends Error {
+  override name = 'HpackError'
+  /** Where in the header block the faulty representation, integer or string starts. */
+  readonly offset: number
+
+  constructor(reason: string, offset: number) {
+    super(`${reason} (byte ${offset} of the header block)`)
+    this.offset = offset
+  }
+}
+
+/** SETTINGS_HEADER_TABLE_SIZE before any SETTINGS (RFC 9113 §6.5.2): both ends' tables start at this size. */
+const INITIAL_TABLE_SIZE = 4096
+
+/** What an entry costs beyond its octets (§4.1). */
+const ENTRY_OVERHEAD = 32
+
+/** Integers above this are refused: no length, index or table size needs more. */
+const MAX_INTEGER = 2 ** 31 - 1
+/** Continuation octets of one integer at most: 5 carry 35 bits, enough for MAX_INTEGER with any prefix. */
+const MAX_CONTINUATION_OCTETS = 5
+
+/** The static table (Appendix A), index 1 first. */
+const STATIC_TABLE: readonly (readonly [name: string, value: string])[] = [
+  [':authority', ''],
+  [':method', 'GET'],
+  [':method', 'POST'],
+  [':path', '/'],
+  [':path', '/index.html'],
+  [':scheme', 'http'],
+  [':scheme', 'https'],
+  [':status', '200'],
+  [':status', '204'],
+  [':status', '206'],
+  [':status', '304'],
+  [':status', '400'],
+  [':status', '404'],
+  [':status', '500'],
+  ['accept-charset', ''],
+  ['accept-encoding', 'gzip, deflate'],
+  ['accept-language', ''],
+  ['accept-ranges', ''],
+  ['accept', ''],
+  ['access-control-allow-origin', ''],
+  ['age', ''],
+  ['allow', ''],
+  ['authorization', ''],
+  ['cache-control', ''],
+  ['content-disposition', ''],
+  ['content-encoding', ''],
+  ['content-language', ''],
+  ['content-length', ''],
+  ['content-location', ''],
+  ['content-range', ''],
+  ['content-type', ''],
+  ['cookie', ''],
+  ['date', ''],
+  ['etag', ''],
+  ['expect', ''],
+  ['expires', ''],
+  ['from', ''],
+  ['host', ''],
+  ['if-match', ''],
+  ['if-modified-since', ''],
+  ['if-none-match', ''],
+  ['if-range', ''],
+  ['if-unmodified-since', ''],
+  ['last-modified', ''],
+  ['link', ''],
+  ['location', ''],
+  ['max-forwards', ''],
+  ['proxy-authenticate', ''],
+  ['proxy-authorization', ''],
+  ['range', ''],
+  ['referer', ''],
+  ['refresh', ''],
+  ['retry-after', ''],
+  ['server', ''],
+  ['set-cookie', ''],
+  ['strict-transport-security', ''],
+  ['transfer-encoding', ''],
+  ['user-agent', ''],
+  ['vary', ''],
+  ['via', ''],
+  ['www-authenticate', ''],
+]
+const STATIC_COUNT = STATIC_TABLE.length
+/** By index; index 0 is invalid and never looked up. */
+const STATIC_NAMES = ['', ...STATIC_TABLE.map(([name]) => name)]
+const STATIC_VALUES = ['', ...STATIC_TABLE.map(([, value]) => value)]
+
+/**
+ * The dynamic table (§2.3.2, §4): a FIFO of entries, newest first, bounded
+ * by the sum of the entries' sizes. Ring buffers, grown as entries come.
+ */
+class DynamicTable {
+  #names: string[] = new Array<string>(16).fill('')
+  #values: string[] = new Array<string>(16).fill('')
+  /** Slot of the next entry; `#names.length` is a power of two. */
+  #next = 0
+  count = 0
+  size = 0
+  maxSize = INITIAL_TABLE_SIZE
+  /** Entries ever added: the newest entry's id is `inserted - 1`. */
+  inserted = 0
+
+  /** The name of the entry `age` insertions old (0: the newest). */
+  name(age: number): string {
+    return this.#names[(this.#next - 1 - age) & (this.#names.length - 1)]!
+  }
+
+  value(age: number): string {
+    return this.#values[(this.#next - 1 - age) & (this.#values.length - 1)]!
+  }
+
+  /** Adds an entry, evicting the oldest ones to make room; one larger than the table only empties it (§4.4). */
+  add(name: string, value: string): void {
+    const size = name.length + value.length + ENTRY_OVERHEAD
+    while (this.count > 0 && this.size + size > this.maxSize) this.#evictOldest()
+    if (size > this.maxSize) return
+    if (this.count === this.#names.length) this.#grow()
+    const slot = this.#next
+    this.#names[slot] = name
+    this.#values[slot] = value
+    this.#next = (slot + 1) & (this.#names.length - 1)
+    this.count++
+    this.size += size
+    this.added(name, value, this.inserted++)
+  }
+
+  setMaxSize(maxSize: number): void {
+    this.maxSize = maxSize
+    while (this.size > maxSize) this.#evictOldest()
+  }
+
+  /** For the encoder's index of the entries. */
+  protected added(_name: string, _value: string, _id: number): void {}
+  protected evicted(_name: string, _value: string, _id: number): void {}
+
+  #evictOldest(): void {
+    const slot = (this.#next - this.count) & (this.#names.length - 1)
+    const name = this.#names[slot]!
+    const value = this.#values[slot]!
+    this.#names[slot] = this.#values[slot] = ''
+    this.size -= name.length + value.length + ENTRY_OVERHEAD
+    this.evicted(name, value, this.inserted - this.count)
+    this.count--
+  }
+
+  #grow(): void {
+    const names = new Array<string>(this.#names.length * 2).fill('')
+    const values = new Array<string>(names.length).fill('')
+    for (let age = this.count - 1, slot = 0; age >= 0; age--, slot++) {
+      names[slot] = this.name(age)
+      values[slot] = this.value(age)
+    }
+    this.#names = names
+    this.#values = values
+    this.#next = this.count
+  }
+}
+
+function huffmanFailed(reason: string, offset: number): never {
+  throw new HpackError(reason, offset)
+}
+
+/**
+ * Decodes the header blocks of one connection's responses, in the order they
+ * arrive: the dynamic table is shared state, so every block must be decoded
+ * completely (the caller drops the fields it does not want by ignoring them).
+ */
+export class HpackDecoder {
+  readonly #table = new DynamicTable()
+  /** The SETTINGS_HEADER_TABLE_SIZE we announced: what a size update may ask for. */
+  #limit = INITIAL_TABLE_SIZE
+  /**
+   * After #limit fell below the table's size, the next block must start with
+   * an update to at most the smallest limit since (§4.2); -1 when none is due.
+   */
+  #shrinkDue = -1
+  /** Set while a block is decoded; still set after an error, which leaves the table unknown. */
+  #broken = false
+  /** Offset of the next octet to read in the block being decoded. */
+  #pos = 0
+
+  /** maxTableSize: the SETTINGS_HEADER_TABLE_SIZE we announced (default 4096). */
+  constructor(maxTableSize = INITIAL_TABLE_SIZE) {
+    this.setMaxTableSize(maxTableSize)
+  }
+
+  /** A new SETTINGS_HEADER_TABLE_SIZE we announced was acknowledged: it applies from the next block. */
+  setMaxTableSize(size: number): void {
+    this.#limit = size
+    if (size < this.#table.maxSize) this.#shrinkDue = this.#shrinkDue < 0 ? size : Math.min(this.#shrinkDue, size)
+  }
+
+  /** @internal For tests: the dynamic table's size (§4.1). */
+  get tableSize(): number {
+    return this.#table.size
+  }
+
+  /** @internal For tests: the dynamic table's entries, newest first. */
+  get tableEntries(): [name: string, value: string][] {
+    return Array.from({ length: this.#table.count }, (_, age) => [this.#table.name(age), this.#table.value(age)])
+  }
+
+  /**
+   * Decodes one complete header block, calling `field` for every field in order.
+   * Throws HpackError on malformed input; after a throw the decoder must not be used again.
+   * `field` must not throw: that too leaves the decoder unusable.
+   */
+  decode(block: Uint8Array, field: (name: string, value: string) => void): void {
+    if (this.#broken) throw new HpackError('decoder used again after a header block failed', 0)
+    this.#broken = true
+    const src = (Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength)) as Latin1Buffer
+    const table = this.#table
+    const end = src.length
+    this.#pos = 0
+    this.#sizeUpdates(src)
+    while (this.#pos < end) {
+      const start = this.#pos
+      const octet = src[start]!
+      if (octet & 0x80) {
+        // Indexed field (§6.1).
+        const index = this.#integer(src, 0x7f)
+        if (index <= STATIC_COUNT) {
+          if (index === 0) throw new HpackError('index 0', start)
+          field(STATIC_NAMES[index]!, STATIC_VALUES[index]!)
+        } else {
+          const age = this.#dynamicAge(index, start)
+          field(table.name(age), table.value(age))
+        }
+      } else if (octet & 0x40) {
+        // Literal with incremental indexing (§6.2.1).
+        const name = this.#literalName(src, 0x3f, start)
+        const value = this.#string(src)
+        table.add(name, value)
+        field(name, value)
+      } else if (octet & 0x20) {
+        throw new HpackError('dynamic table size update after a field', start)
+      } else {
+        // Literal without indexing (§6.2.2) or never indexed (§6.2.3): the same to a decoder that does not re-encode.
+        const name = this.#literalName(src, 0x0f, start)
+        field(name, this.#string(src))
+      }
+    }
+    this.#broken = false
+  }
+
+  /** Dynamic table size updates (§6.3), allowed only before the block's first field. */
+  #sizeUpdates(src: Latin1Buffer): void {
+    while (this.#pos < src.length && (src[this.#pos]! & 0xe0) === 0x20) {
+      const start = this.#pos
+      const size = this.#integer(src, 0x1f)
+      if (size > this.#limit) {
+        throw new HpackError(`dynamic table size update to ${size}, above the ${this.#limit} allowed`, start)
+      }
+      if (this.#shrinkDue >= 0) {
+        if (size > this.#shrinkDue) {
+          throw new HpackError(`dynamic table size update to ${size}, where the first one must be at most ${this.#shrinkDue}`, start)
+        }
+        this.#shrinkDue = -1
+      }
+      this.#table.setMaxSize(size)
+    }
+    if (this.#shrinkDue >= 0) {
+      throw new HpackError(
+        `no dynamic table size update to at most ${this.#shrinkDue} at the start of the block after SETTINGS_HEADER_TABLE_SIZE went down`,
+        this.#pos,
+      )
+    }
+  }
+
+  #dynamicAge(index: number, start: number): number {
+    const age = index - STATIC_COUNT - 1
+    if (age >= this.#table.count) {
+      throw new HpackError(`index ${index} beyond the tables (${STATIC_COUNT} static, ${this.#table.count} dynamic entries)`, start)
+    }
+    return age
+  }
+
+  #literalName(src: Latin1Buffer, prefixMask: number, start: number): string {
+    const index = this.#integer(src, prefixMask)
+    if (index === 0) return this.#string(src)
+    if (index <= STATIC_COUNT) return STATIC_NAMES[index]!
+    return this.#table.name(this.#dynamicAge(index, start))
+  }
+
+  /** A string literal (§5.2). */
+  #string(src: Latin1Buffer): string {
+    const start = this.#pos
+    const huffman = src[start]! & 0x80
+    const length = this.#integer(src, 0x7f)
+    const from = this.#pos
+    if (length > src.length - from) {
+      throw new HpackError(`string of ${length} octets running past the end of the block`, start)
+    }
+    this.#pos = from + length
+    return huffman ? huffmanDecode(src, from, from + length, huffmanFailed) : src.latin1Slice(from, from + length)
+  }
+
+  /** An integer with a prefix of the bits in `prefixMask` (§5.1). */
+  #integer(src: Latin1Buffer, prefixMask: number): number {
+    const start = this.#pos
+    if (start >= src.length) throw new HpackError('truncated header block', start)
+    let value = src[start]! & prefixMask
+    let pos = start + 1
+    if (value === prefixMask) {
+      let scale = 1
+      let octet: number
+      let count = 0
+      do {
+        if (pos >= src.length) throw new HpackError('truncated integer', start)
+        if (++count > MAX_CONTINUATION_OCTETS) {
+          throw new HpackError(`integer of more than ${MAX_CONTINUATION_OCTETS} continuation octets`, start)
+        }
+        octet = src[pos++]!
+        value += (octet & 0x7f) * scale
+        scale *= 128
+      } while (octet & 0x80)
+      if (value > MAX_INTEGER) throw new HpackError(`integer ${value} above ${MAX_INTEGER}`, start)
+    }
+    this.#pos = pos
+    return value
+  }
+}
+
+// ── Encoding ────────────────────────────────────────────────────────────────
+
+/**
+ * The largest dynamic table the encoder uses, whatever the peer allows:
+ * repeated request heads fit, and it bounds the memory of a connection.
+ */
+const ENCODER_TABLE_LIMIT = 4096
+
+/** Distinct unindexed values remembered to spot repeats; the memory starts over when full. */
+const SEEN_LIMIT = 64
+
+interface StaticName {
+  /** The first index with this name. */
+  index: number
+  /** The index of each value the table has for this name. */
+  byValue: Map<string, number>
+  /** Values shorter than this are never indexed (§7.1.3): secrets, or cookies short enough to guess. */
+  neverIndexBelow: number
+}
+
+const NEVER_INDEXED: Record<string, number> = {
+  authorization: Infinity,
+  'proxy-authorization': Infinity,
+  'set-cookie': Infinity,
+  cookie: 20,
+}
+
+const STATIC_BY_NAME = new Map<string, StaticName>()
+for (const [i, [name, value]] of STATIC_TABLE.entries()) {
+  let entry = STATIC_BY_NAME.get(name)
+  if (entry === undefined) {
+    entry = { index: i + 1, byValue: new Map(), neverIndexBelow: NEVER_INDEXED[name] ?? 0 }
+    STATIC_BY_NAME.set(name, entry)
+  }
+  entry.byValue.set(value, i + 1)
+}
+
+interface DynamicName {
+  /** Id of the newest entry with this name. */
+  newest: number
+  /** Id of the newest entry with each value. */
+  byValue: Map<string, number>
+}
+
+/** The dynamic table with an index of its entries by name and value. */
+class EncoderTable extends DynamicTable {
+  readonly byName = new Map<string, DynamicName>()
+
+  /** The index (§2.3.3) of the entry with this id. */
+  index(id: number): number {
+    return STATIC_COUNT + this.inserted - id
+  }
+
+  protected override added(name: string, value: string, id: number): void {
+    const entries = this.byName.get(name)
+    if (entries === undefined) {
+      this.byName.set(name, { newest: id, byValue: new Map([[value, id]]) })
+    } else {
+      entries.newest = id
+      entries.byValue.set(value, id)
+    }
+  }
+
+  protected override evicted(name: string, value: string, id: number): void {
+    const entries = this.byName.get(name)!
+    // The oldest entry goes first: if it was the newest with its name, it was the only one.
+    if (entries.newest === id) this.byName.delete(name)
+    else if (entries.byValue.get(value) === id) entries.byValue.delete(value)
+  }
+}
+
+/**
+ * Encodes the header blocks of one connection's requests. Every finished
+ * block must reach the peer, in order: each one can change the dynamic table.
+ *
+ * Fields are sent from the static table where it has them, from the dynamic
+ * table once they were added there, and added to it when they repeat: the
+ * second time a value is sent it is indexed, so the values that change with
+ * every request (paths, content lengths, trace ids) do not push out the ones
+ * that do not. Secrets are never indexed (§7.1.3).
+ */
+export class HpackEncoder {
+  readonly #table = new EncoderTable()
+  #buffer = Buffer.allocUnsafeSlow(1024)
+  #length = 0
+  /** The smallest and the last table size since the previous block; -1 when the size did not change. */
+  #smallestSize = -1
+  #finalSize = -1
+  /** Values sent without indexing, with their names. */
+  readonly #seen = new Map<string, string>()
+
+  /** maxTableSize: the peer's SETTINGS_HEADER_TABLE_SIZE (default 4096). */
+  constructor(maxTableSize = INITIAL_TABLE_SIZE) {
+    this.setMaxTableSize(maxTableSize)
+  }
+
+  /** The peer's SETTINGS_HEADER_TABLE_SIZE changed: the next block starts with a dynamic table size update (§6.3), smallest-then-final if it shrank and grew between blocks. */
+  setMaxTableSize(size: number): void {
+    const used = Math.min(size, ENCODER_TABLE_LIMIT)
+    this.#smallestSize = this.#smallestSize < 0 ? used : Math.min(this.#smallestSize, used)
+    this.#finalSize = used
+  }
+
+  /** @internal For tests: the dynamic table's size (§4.1). */
+  get tableSize(): number {
+    return this.#table.size
+  }
+
+  /** Begins a header block. */
+  start(): void {
+    this.#length = 0
+    if (this.#finalSize < 0) return
+    const table = this.#table
+    if (this.#smallestSize < table.maxSize) this.#sizeUpdate(this.#smallestSize)
+    if (this.#finalSize !== table.maxSize) this.#sizeUpdate(this.#finalSize)
+    this.#smallestSize = this.#finalSize = -1
+  }
+
+  /** Appends one field (name already lowercase). */
+  field(name: string, value: string): void {
+    // Two string lengths of at most 5 octets and an index of at most 3 (indices stay below 200).
+    this.#reserve(name.length + value.length + 13)
+    const table = this.#table
+    const fromStatic = STATIC_BY_NAME.get(name)
+    if (fromStatic !== undefined) {
+      if (value.length < fromStatic.neverIndexBelow) {
+        this.#literal(0x10, 0x0f, fromStatic.index, name, value)
+        return
+      }
+      const index = fromStatic.byValue.get(value)
+      if (index !== undefined) {
+        this.#integer(index, 0x7f, 0x80)
+        return
+      }
+    }
+    const fromDynamic = table.byName.get(name)
+    const id = fromDynamic?.byValue.get(value)
+    if (id !== undefined) {
+      this.#integer(table.index(id), 0x7f, 0x80)
+      return
+    }
+    const nameIndex = fromStatic !== undefined ? fromStatic.index : fromDynamic !== undefined ? table.index(fromDynamic.newest) : 0
+    if (this.#repeats(name, value)) {
+      this.#literal(0x40, 0x3f, nameIndex, name, value)
+      table.add(name, value)
+    } else {
+      this.#literal(0x00, 0x0f, nameIndex, name, value)
+    }
+  }
+
+  /** Ends the block and returns its bytes. */
+  finish(): Buffer {
+    const block = Buffer.allocUnsafe(this.#length)
+    this.#buffer.copy(block, 0, 0, this.#length)
+    return block
+  }
+
+  /** Whether to add the field to the table: it was sent recently, and it fits without emptying most of the table. */
+  #repeats(name: string, value: string): boolean {
+    if ((name.length + value.length + ENTRY_OVERHEAD) * 4 > this.#table.maxSize * 3) return false
+    if (this.#seen.get(value) === name) {
+      this.#seen.delete(value)
+      return true
+    }
+    if (this.#seen.size === SEEN_LIMIT) this.#seen.clear()
+    this.#seen.set(value, name)
+    return false
+  }
+
+  #sizeUpdate(size: number): void {
+    this.#reserve(6)
+    this.#integer(size, 0x1f, 0x20)
+    this.#table.setMaxSize(size)
+  }
+
+  #literal(flags: number, prefixMask: number, nameIndex: number, name: string, value: string): void {
+    this.#integer(nameIndex, prefixMask, flags)
+    if (nameIndex === 0) this.#string(name)
+    this.#string(value)
+  }
+
+  /** A string literal (§5.2), Huffman-coded when that is shorter. */
+  #string(s: string): void {
+    const length = s.length
+    const coded = huffmanLength(s)
+    if (coded < length) {
+      this.#integer(coded, 0x7f, 0x80)
+      this.#length = huffmanEncode(s, this.#buffer, this.#length)
+      return
+    }
+    this.#integer(length, 0x7f, 0)
+    const buffer = this.#buffer
+    let at = this.#length
+    // A Uint8Array store keeps a char's low 8 bits: latin1.
+    for (let i = 0; i < length; i++) buffer[at++] = s.charCodeAt(i)
+    this.#length = at
+  }
+
+  /** An integer with `prefixMask` bits of prefix in an octet that starts with `flags` (§5.1). */
+  #integer(value: number, prefixMask: number, flags: number): void {
+    const buffer = this.#buffer
+    if (value < prefixMask) {
+      buffer[this.#length++] = flags | value
+      return
+    }
+    buffer[this.#length++] = flags | prefixMask
+    value -= prefixMask
+    while (value >= 0x80) {
+      buffer[this.#length++] = (value & 0x7f) | 0x80
+      value >>>= 7
+    }
+    buffer[this.#length++] = value
+  }
+
+  #reserve(octets: number): void {
+    if (this.#length + octets <= this.#buffer.length) return
+    const buffer = Buffer.allocUnsafeSlow(Math.max(this.#buffer.length * 2, this.#length + octets))
+    this.#buffer.copy(buffer, 0, 0, this.#length)
+    this.#buffer = buffer
+  }
+}
