@@ -83,8 +83,8 @@ function openFailure(error: NodeJS.ErrnoException): Error {
   }
 }
 
-/** Response headers without pseudo-headers, in the seam's shape. */
-function responseHeaders(headers: IncomingHttpHeaders): ResponseHeaders {
+/** Response headers without pseudo-headers, in the seam's shape (the wire engine's tests compare theirs with it). */
+export function responseHeaders(headers: IncomingHttpHeaders): ResponseHeaders {
   const result: ResponseHeaders = {}
   for (const name of Object.keys(headers)) {
     if (name.charCodeAt(0) === 58 /* ':' */) continue

@@ -18,7 +18,7 @@ import type { Socket } from 'node:net'
 import type { Clock, TimerHandle } from '../clock.js'
 import { dialSocket } from '../dial.js'
 import {
-  ErrorCode,
+  Http2ErrorCode,
   errorCodeName,
   type Connection,
   type ConnectionListener,
@@ -212,6 +212,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     this.#socket = socket
     this.address = address
     this.#clock = target.clock
+    this.lastReceivedAt = target.clock.now()
     this.#origin = target.origin
     this.#handshake = handshake
     const settings = target.settings
@@ -259,9 +260,13 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     return !this.#failed && !this.#closing && this.#goaway === undefined && this.#nextStreamId <= MAX_STREAM_ID
   }
 
-  get received(): number {
+  /** Frames read so far. */
+  get framesReceived(): number {
     return this.#reader.frames
   }
+
+  /** When bytes last arrived, on the target's clock: read once per socket read (liveness wants it, not a per-frame cost). */
+  lastReceivedAt: number
 
   listen(listener: ConnectionListener): void {
     this.#listener = listener
@@ -353,13 +358,13 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
 
   onData(streamId: number, data: Buffer, flowLength: number, endStream: boolean): void {
     if (flowLength > this.#recvWindow) {
-      throw connectionError(ErrorCode.FLOW_CONTROL_ERROR, `DATA of ${flowLength} octets on stream ${streamId} exceeds the connection window ${this.#recvWindow} (RFC 9113 §6.9.1)`)
+      throw connectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, `DATA of ${flowLength} octets on stream ${streamId} exceeds the connection window ${this.#recvWindow} (RFC 9113 §6.9.1)`)
     }
     this.#recvWindow -= flowLength
     if (data.length === 0 && !endStream) {
       this.counters.emptyData++
       if (++this.#emptyDataInARow > MAX_EMPTY_DATA_IN_A_ROW) {
-        throw new PeerLimitError('MAX_EMPTY_DATA_IN_A_ROW', `More than ${MAX_EMPTY_DATA_IN_A_ROW} DATA frames in a row without content or END_STREAM`, ErrorCode.ENHANCE_YOUR_CALM)
+        throw new PeerLimitError('MAX_EMPTY_DATA_IN_A_ROW', `More than ${MAX_EMPTY_DATA_IN_A_ROW} DATA frames in a row without content or END_STREAM`, Http2ErrorCode.ENHANCE_YOUR_CALM)
       }
     } else {
       this.#emptyDataInARow = 0
@@ -372,25 +377,25 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     }
     if (stream.remoteEnded) {
       this.#creditConnection(flowLength)
-      this.#streamError(stream, ErrorCode.STREAM_CLOSED, `DATA on stream ${streamId} after its END_STREAM (RFC 9113 §5.1)`)
+      this.#streamError(stream, Http2ErrorCode.STREAM_CLOSED, `DATA on stream ${streamId} after its END_STREAM (RFC 9113 §5.1)`)
       return
     }
     if (flowLength > stream.recvWindow) {
       this.#creditConnection(flowLength)
-      this.#streamError(stream, ErrorCode.FLOW_CONTROL_ERROR, `DATA of ${flowLength} octets on stream ${streamId} exceeds its window ${stream.recvWindow} (RFC 9113 §6.9.1)`)
+      this.#streamError(stream, Http2ErrorCode.FLOW_CONTROL_ERROR, `DATA of ${flowLength} octets on stream ${streamId} exceeds its window ${stream.recvWindow} (RFC 9113 §6.9.1)`)
       return
     }
     stream.recvWindow -= flowLength
     // Padding is consumed on arrival; only the content waits for the exchange.
     if (flowLength > data.length) this.#consume(stream, flowLength - data.length)
     if (!stream.responded) {
-      this.#streamError(stream, ErrorCode.PROTOCOL_ERROR, `DATA on stream ${streamId} before the response head (RFC 9113 §8.1)`, data.length)
+      this.#streamError(stream, Http2ErrorCode.PROTOCOL_ERROR, `DATA on stream ${streamId} before the response head (RFC 9113 §8.1)`, data.length)
       return
     }
     stream.receivedLength += data.length
     if (stream.noContent ? stream.receivedLength > 0 : stream.expectedLength >= 0 && stream.receivedLength > stream.expectedLength) {
       const expected = stream.noContent ? 'no content' : `content-length ${stream.expectedLength}`
-      this.#streamError(stream, ErrorCode.PROTOCOL_ERROR, `The response on stream ${streamId} has more DATA (${stream.receivedLength} octets) than its ${expected} (RFC 9113 §8.1.1)`, data.length)
+      this.#streamError(stream, Http2ErrorCode.PROTOCOL_ERROR, `The response on stream ${streamId} has more DATA (${stream.receivedLength} octets) than its ${expected} (RFC 9113 §8.1.1)`, data.length)
       return
     }
     if (data.length > 0) {
@@ -410,7 +415,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     if (stream === undefined || stream.remoteEnded) {
       this.#decode(block, false)
       if (stream === undefined) this.#onClosedStream('HEADERS', streamId, true)
-      else this.#streamError(stream, ErrorCode.STREAM_CLOSED, `HEADERS on stream ${streamId} after its END_STREAM (RFC 9113 §5.1)`)
+      else this.#streamError(stream, Http2ErrorCode.STREAM_CLOSED, `HEADERS on stream ${streamId} after its END_STREAM (RFC 9113 §5.1)`)
       return
     }
     const fields = this.#decode(block, stream.responded)
@@ -418,7 +423,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
       const limit = fields.limit === 'maxHeaderListSize' ? `a size of ${fields.size} octets` : `${fields.count} fields`
       this.#streamError(
         stream,
-        ErrorCode.ENHANCE_YOUR_CALM,
+        Http2ErrorCode.ENHANCE_YOUR_CALM,
         `The response head on stream ${streamId} has ${limit}, more than ${fields.limit} allows`,
         0,
         fields.limit,
@@ -426,12 +431,12 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
       return
     }
     if (fields.malformed !== undefined) {
-      this.#streamError(stream, ErrorCode.PROTOCOL_ERROR, `Malformed response on stream ${streamId}: ${fields.malformed} (RFC 9113 §8.1.1)`)
+      this.#streamError(stream, Http2ErrorCode.PROTOCOL_ERROR, `Malformed response on stream ${streamId}: ${fields.malformed} (RFC 9113 §8.1.1)`)
       return
     }
     if (stream.responded) {
       if (!endStream) {
-        this.#streamError(stream, ErrorCode.PROTOCOL_ERROR, `Malformed response on stream ${streamId}: a trailer section without END_STREAM (RFC 9113 §8.1)`)
+        this.#streamError(stream, Http2ErrorCode.PROTOCOL_ERROR, `Malformed response on stream ${streamId}: a trailer section without END_STREAM (RFC 9113 §8.1)`)
         return
       }
       this.#remoteEnd(stream, fields.headers)
@@ -439,13 +444,13 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     }
     const status = fields.status
     if (status === 0) {
-      this.#streamError(stream, ErrorCode.PROTOCOL_ERROR, `Malformed response on stream ${streamId}: no :status (RFC 9113 §8.3.2)`)
+      this.#streamError(stream, Http2ErrorCode.PROTOCOL_ERROR, `Malformed response on stream ${streamId}: no :status (RFC 9113 §8.3.2)`)
       return
     }
     if (status < 200) {
       // Informational: checked, then skipped. It cannot end the stream, and 101 has no meaning in HTTP/2 (RFC 9113 §8.1, §8.6).
       if (endStream || status === 101) {
-        this.#streamError(stream, ErrorCode.PROTOCOL_ERROR, `Malformed response on stream ${streamId}: ${endStream ? `informational ${status} with END_STREAM` : '101 Switching Protocols'} (RFC 9113 §8.1)`)
+        this.#streamError(stream, Http2ErrorCode.PROTOCOL_ERROR, `Malformed response on stream ${streamId}: ${endStream ? `informational ${status} with END_STREAM` : '101 Switching Protocols'} (RFC 9113 §8.1)`)
       }
       return
     }
@@ -479,17 +484,17 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
       by: 'peer',
       error: undefined,
       lost: undefined,
-      unprocessed: code === ErrorCode.REFUSED_STREAM && !stream.responded,
+      unprocessed: code === Http2ErrorCode.REFUSED_STREAM && !stream.responded,
     })
   }
 
   onSettings(payload: Buffer): void {
     this.counters.settings++
     if (this.#settingsRate.hit()) {
-      throw new PeerLimitError('MAX_SETTINGS_PER_WINDOW', `More than ${MAX_SETTINGS_PER_WINDOW} SETTINGS frames within ${SETTINGS_WINDOW} ms`, ErrorCode.ENHANCE_YOUR_CALM)
+      throw new PeerLimitError('MAX_SETTINGS_PER_WINDOW', `More than ${MAX_SETTINGS_PER_WINDOW} SETTINGS frames within ${SETTINGS_WINDOW} ms`, Http2ErrorCode.ENHANCE_YOUR_CALM)
     }
     if (payload.length / 6 > MAX_SETTINGS_ENTRIES) {
-      throw new PeerLimitError('MAX_SETTINGS_ENTRIES', `A SETTINGS frame with ${payload.length / 6} entries, more than ${MAX_SETTINGS_ENTRIES}`, ErrorCode.ENHANCE_YOUR_CALM)
+      throw new PeerLimitError('MAX_SETTINGS_ENTRIES', `A SETTINGS frame with ${payload.length / 6} entries, more than ${MAX_SETTINGS_ENTRIES}`, Http2ErrorCode.ENHANCE_YOUR_CALM)
     }
     for (let offset = 0; offset < payload.length; offset += 6) this.#applySetting(payload.readUInt16BE(offset), payload.readUInt32BE(offset + 2))
     this.#writer.settingsAck()
@@ -517,7 +522,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
   }
 
   onPushPromise(streamId: number): void {
-    throw connectionError(ErrorCode.PROTOCOL_ERROR, `PUSH_PROMISE on stream ${streamId} although we disabled push (RFC 9113 §6.6)`)
+    throw connectionError(Http2ErrorCode.PROTOCOL_ERROR, `PUSH_PROMISE on stream ${streamId} although we disabled push (RFC 9113 §6.6)`)
   }
 
   onPing(payload: Buffer, ack: boolean): void {
@@ -534,7 +539,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     }
     this.counters.pings++
     if (this.#pingRate.hit()) {
-      throw new PeerLimitError('MAX_PINGS_PER_WINDOW', `More than ${MAX_PINGS_PER_WINDOW} PINGs within ${PING_WINDOW} ms`, ErrorCode.ENHANCE_YOUR_CALM)
+      throw new PeerLimitError('MAX_PINGS_PER_WINDOW', `More than ${MAX_PINGS_PER_WINDOW} PINGs within ${PING_WINDOW} ms`, Http2ErrorCode.ENHANCE_YOUR_CALM)
     }
     this.#writer.ping(payload, true)
   }
@@ -543,7 +548,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     this.counters.goaways++
     const previous = this.#goaway
     if (previous !== undefined && lastStreamId > previous.lastStreamId) {
-      throw connectionError(ErrorCode.PROTOCOL_ERROR, `A GOAWAY raised the last-stream-id from ${previous.lastStreamId} to ${lastStreamId} (RFC 9113 §6.8)`)
+      throw connectionError(Http2ErrorCode.PROTOCOL_ERROR, `A GOAWAY raised the last-stream-id from ${previous.lastStreamId} to ${lastStreamId} (RFC 9113 §6.8)`)
     }
     const goaway: Goaway = { errorCode: code, lastStreamId, debug: Buffer.from(debug) }
     this.#goaway = goaway
@@ -566,9 +571,9 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
 
   onWindowUpdate(streamId: number, increment: number): void {
     if (streamId === 0) {
-      if (increment === 0) throw connectionError(ErrorCode.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0 on the connection (RFC 9113 §6.9)')
+      if (increment === 0) throw connectionError(Http2ErrorCode.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0 on the connection (RFC 9113 §6.9)')
       if (this.#sendWindow + increment > MAX_WINDOW) {
-        throw connectionError(ErrorCode.FLOW_CONTROL_ERROR, `WINDOW_UPDATE takes the connection window past 2^31-1 (RFC 9113 §6.9.1)`)
+        throw connectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, `WINDOW_UPDATE takes the connection window past 2^31-1 (RFC 9113 §6.9.1)`)
       }
       this.#sendWindow += increment
       this.#wantAnySend()
@@ -581,11 +586,11 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
       return
     }
     if (increment === 0) {
-      this.#streamError(stream, ErrorCode.PROTOCOL_ERROR, `WINDOW_UPDATE of 0 on stream ${streamId} (RFC 9113 §6.9)`)
+      this.#streamError(stream, Http2ErrorCode.PROTOCOL_ERROR, `WINDOW_UPDATE of 0 on stream ${streamId} (RFC 9113 §6.9)`)
       return
     }
     if (stream.sendWindow + increment > MAX_WINDOW) {
-      this.#streamError(stream, ErrorCode.FLOW_CONTROL_ERROR, `WINDOW_UPDATE takes the window of stream ${streamId} past 2^31-1 (RFC 9113 §6.9.1)`)
+      this.#streamError(stream, Http2ErrorCode.FLOW_CONTROL_ERROR, `WINDOW_UPDATE takes the window of stream ${streamId} past 2^31-1 (RFC 9113 §6.9.1)`)
       return
     }
     stream.sendWindow += increment
@@ -611,7 +616,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
       this.#decoder.decode(block, fields.field)
     } catch (error) {
       throw new ProtocolError(`HPACK could not decode a field block: ${(error as Error).message} (RFC 7541)`, {
-        http2Code: ErrorCode.COMPRESSION_ERROR,
+        http2Code: Http2ErrorCode.COMPRESSION_ERROR,
         cause: error,
       })
     }
@@ -623,7 +628,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     if (!stream.noContent && stream.expectedLength >= 0 && stream.receivedLength !== stream.expectedLength) {
       this.#streamError(
         stream,
-        ErrorCode.PROTOCOL_ERROR,
+        Http2ErrorCode.PROTOCOL_ERROR,
         `The response on stream ${stream.id} ended after ${stream.receivedLength} octets of DATA, its content-length is ${stream.expectedLength} (RFC 9113 §8.1.1)`,
       )
       return
@@ -646,7 +651,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     if (answer) {
       // RFC 9113 §5.1: a frame on a closed stream is a stream error STREAM_CLOSED. Not remembered as a
       // reset of ours: that would push out a stream whose in-flight frames are still to come.
-      this.#writer.rstStream(streamId, ErrorCode.STREAM_CLOSED)
+      this.#writer.rstStream(streamId, Http2ErrorCode.STREAM_CLOSED)
       this.counters.streamErrors++
     }
   }
@@ -656,7 +661,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
   }
 
   #idleStreamError(kind: string, streamId: number): ProtocolError {
-    return connectionError(ErrorCode.PROTOCOL_ERROR, `${kind} on stream ${streamId}, which was never opened (RFC 9113 §5.1)`)
+    return connectionError(Http2ErrorCode.PROTOCOL_ERROR, `${kind} on stream ${streamId}, which was never opened (RFC 9113 §5.1)`)
   }
 
   #stray(kind: string, streamId: number): void {
@@ -665,7 +670,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
       throw new PeerLimitError(
         'MAX_STRAY_FRAMES_PER_WINDOW',
         `More than ${MAX_STRAY_FRAMES_PER_WINDOW} frames that did nothing within ${STRAY_FRAMES_WINDOW} ms (the last: ${kind} on stream ${streamId})`,
-        ErrorCode.ENHANCE_YOUR_CALM,
+        Http2ErrorCode.ENHANCE_YOUR_CALM,
       )
     }
   }
@@ -677,26 +682,26 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
         this.#encoder.setMaxTableSize(value)
         return
       case Setting.ENABLE_PUSH:
-        if (value !== 0) throw connectionError(ErrorCode.PROTOCOL_ERROR, `SETTINGS_ENABLE_PUSH ${value} from a server (RFC 9113 §6.5.2)`)
+        if (value !== 0) throw connectionError(Http2ErrorCode.PROTOCOL_ERROR, `SETTINGS_ENABLE_PUSH ${value} from a server (RFC 9113 §6.5.2)`)
         return
       case Setting.MAX_CONCURRENT_STREAMS:
         this.#maxConcurrentStreams = value
         return
       case Setting.INITIAL_WINDOW_SIZE: {
-        if (value > MAX_WINDOW) throw connectionError(ErrorCode.FLOW_CONTROL_ERROR, `SETTINGS_INITIAL_WINDOW_SIZE ${value} exceeds 2^31-1 (RFC 9113 §6.5.2)`)
+        if (value > MAX_WINDOW) throw connectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, `SETTINGS_INITIAL_WINDOW_SIZE ${value} exceeds 2^31-1 (RFC 9113 §6.5.2)`)
         const delta = value - this.#peerInitialWindow
         this.#peerInitialWindow = value
         for (const stream of this.#streams.values()) {
           stream.sendWindow += delta
           if (stream.sendWindow > MAX_WINDOW) {
-            throw connectionError(ErrorCode.FLOW_CONTROL_ERROR, `SETTINGS_INITIAL_WINDOW_SIZE ${value} takes the window of stream ${stream.id} past 2^31-1 (RFC 9113 §6.9.2)`)
+            throw connectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, `SETTINGS_INITIAL_WINDOW_SIZE ${value} takes the window of stream ${stream.id} past 2^31-1 (RFC 9113 §6.9.2)`)
           }
         }
         return
       }
       case Setting.MAX_FRAME_SIZE:
         if (value < MIN_MAX_FRAME_SIZE || value > MAX_MAX_FRAME_SIZE) {
-          throw connectionError(ErrorCode.PROTOCOL_ERROR, `SETTINGS_MAX_FRAME_SIZE ${value} outside ${MIN_MAX_FRAME_SIZE}..${MAX_MAX_FRAME_SIZE} (RFC 9113 §6.5.2)`)
+          throw connectionError(Http2ErrorCode.PROTOCOL_ERROR, `SETTINGS_MAX_FRAME_SIZE ${value} outside ${MIN_MAX_FRAME_SIZE}..${MAX_MAX_FRAME_SIZE} (RFC 9113 §6.5.2)`)
         }
         this.#peerMaxFrameSize = value
         return
@@ -705,7 +710,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
         return
       case Setting.ENABLE_CONNECT_PROTOCOL:
       case Setting.NO_RFC7540_PRIORITIES:
-        if (value > 1) throw connectionError(ErrorCode.PROTOCOL_ERROR, `SETTINGS parameter 0x${id.toString(16)} is ${value}, must be 0 or 1`)
+        if (value > 1) throw connectionError(Http2ErrorCode.PROTOCOL_ERROR, `SETTINGS parameter 0x${id.toString(16)} is ${value}, must be 0 or 1`)
         return
       default:
       // Unknown parameters are ignored (RFC 9113 §6.5.2).
@@ -909,7 +914,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
   /** close() once no stream is left: GOAWAY(NO_ERROR), our FIN, then the socket goes. */
   readonly #endWhenIdle = (): void => {
     if (this.#streams.size > 0 || this.#failed || !this.#writable) return
-    this.#writer.goaway(0, ErrorCode.NO_ERROR, EMPTY)
+    this.#writer.goaway(0, Http2ErrorCode.NO_ERROR, EMPTY)
     this.#endSocket()
   }
 
@@ -972,7 +977,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     this.#writer.discard()
     const unwritten = this.#generation
     if (this.#writable) {
-      this.#writer.goaway(0, error.http2Code ?? ErrorCode.INTERNAL_ERROR, Buffer.from(error.message.slice(0, 256), 'latin1'))
+      this.#writer.goaway(0, error.http2Code ?? Http2ErrorCode.INTERNAL_ERROR, Buffer.from(error.message.slice(0, 256), 'latin1'))
       this.#endSocket()
     }
     this.#fail(error, true, unwritten)
@@ -994,6 +999,7 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
 
   readonly #onData = (chunk: Buffer): void => {
     if (this.#failed) return
+    this.lastReceivedAt = this.#clock.now()
     this.#reading = true
     try {
       this.#reader.push(chunk)
@@ -1052,6 +1058,6 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
 
   readonly #onSettingsTimeout = (): void => {
     this.#settingsTimer = undefined
-    this.#connectionError(connectionError(ErrorCode.SETTINGS_TIMEOUT, `The server did not acknowledge our SETTINGS within ${SETTINGS_ACK_TIMEOUT} ms (RFC 9113 §6.5.3)`))
+    this.#connectionError(connectionError(Http2ErrorCode.SETTINGS_TIMEOUT, `The server did not acknowledge our SETTINGS within ${SETTINGS_ACK_TIMEOUT} ms (RFC 9113 §6.5.3)`))
   }
 }

@@ -12,7 +12,7 @@
  * length) is reported to the handler. What a frame means for a stream is
  * the connection's business.
  */
-import { ErrorCode } from '../engine.js'
+import { Http2ErrorCode } from '../engine.js'
 import { PeerLimitError, ProtocolError } from '../errors.js'
 import { MAX_CONTINUATIONS } from './limits.js'
 
@@ -214,17 +214,17 @@ export class FrameReader {
   /** What a frame header alone tells: its size, its stream, its place in a field block. */
   #check(length: number, type: number, flags: number, streamId: number): void {
     if (this.frames === 0 && (type !== FrameType.SETTINGS || flags & Flag.ACK)) {
-      throw connectionError(ErrorCode.PROTOCOL_ERROR, `The server's preface must be a SETTINGS frame, not ${frameTypeName(type)}${flags & Flag.ACK ? ' (ACK)' : ''} (RFC 9113 §3.4)`)
+      throw connectionError(Http2ErrorCode.PROTOCOL_ERROR, `The server's preface must be a SETTINGS frame, not ${frameTypeName(type)}${flags & Flag.ACK ? ' (ACK)' : ''} (RFC 9113 §3.4)`)
     }
     if (length > this.#maxFrameSize) {
       throw connectionError(
-        ErrorCode.FRAME_SIZE_ERROR,
+        Http2ErrorCode.FRAME_SIZE_ERROR,
         `${frameTypeName(type)} frame of ${length} octets exceeds SETTINGS_MAX_FRAME_SIZE ${this.#maxFrameSize} (RFC 9113 §4.2)`,
       )
     }
     if (this.#blockStream !== 0 && (type !== FrameType.CONTINUATION || streamId !== this.#blockStream)) {
       throw connectionError(
-        ErrorCode.PROTOCOL_ERROR,
+        Http2ErrorCode.PROTOCOL_ERROR,
         `${frameTypeName(type)} frame on stream ${streamId} inside the field block of stream ${this.#blockStream} (RFC 9113 §6.10)`,
       )
     }
@@ -236,14 +236,14 @@ export class FrameReader {
       case FrameType.PUSH_PROMISE:
       case FrameType.CONTINUATION:
         if (streamId === 0) {
-          throw connectionError(ErrorCode.PROTOCOL_ERROR, `${frameTypeName(type)} frame on stream 0 (RFC 9113 §6)`)
+          throw connectionError(Http2ErrorCode.PROTOCOL_ERROR, `${frameTypeName(type)} frame on stream 0 (RFC 9113 §6)`)
         }
         break
       case FrameType.SETTINGS:
       case FrameType.PING:
       case FrameType.GOAWAY:
         if (streamId !== 0) {
-          throw connectionError(ErrorCode.PROTOCOL_ERROR, `${frameTypeName(type)} frame on stream ${streamId}, not 0 (RFC 9113 §6)`)
+          throw connectionError(Http2ErrorCode.PROTOCOL_ERROR, `${frameTypeName(type)} frame on stream ${streamId}, not 0 (RFC 9113 §6)`)
         }
         break
     }
@@ -267,13 +267,13 @@ export class FrameReader {
         break
       case FrameType.CONTINUATION:
         if (this.#blockStream === 0) {
-          throw connectionError(ErrorCode.PROTOCOL_ERROR, `CONTINUATION frame on stream ${streamId} without a HEADERS frame before it (RFC 9113 §6.10)`)
+          throw connectionError(Http2ErrorCode.PROTOCOL_ERROR, `CONTINUATION frame on stream ${streamId} without a HEADERS frame before it (RFC 9113 §6.10)`)
         }
         if (++this.#continuations > MAX_CONTINUATIONS) {
           throw new PeerLimitError(
             'MAX_CONTINUATIONS',
             `More than ${MAX_CONTINUATIONS} CONTINUATION frames in one field block on stream ${streamId}`,
-            ErrorCode.ENHANCE_YOUR_CALM,
+            Http2ErrorCode.ENHANCE_YOUR_CALM,
           )
         }
         this.#checkBlockLength(this.#blockLength + length, streamId)
@@ -286,7 +286,7 @@ export class FrameReader {
       throw new PeerLimitError(
         'maxHeaderListSize',
         `A field block of more than ${this.#maxFieldBlock} octets on stream ${streamId}`,
-        ErrorCode.ENHANCE_YOUR_CALM,
+        Http2ErrorCode.ENHANCE_YOUR_CALM,
       )
     }
   }
@@ -327,7 +327,7 @@ export class FrameReader {
       }
       case FrameType.PRIORITY:
         if (payload.length !== 5) {
-          handler.onStreamError(streamId, ErrorCode.FRAME_SIZE_ERROR, `PRIORITY frame of ${payload.length} octets, must be 5 (RFC 9113 §6.3)`)
+          handler.onStreamError(streamId, Http2ErrorCode.FRAME_SIZE_ERROR, `PRIORITY frame of ${payload.length} octets, must be 5 (RFC 9113 §6.3)`)
         } else {
           handler.onPriority(streamId)
         }
@@ -358,7 +358,7 @@ export class FrameReader {
 }
 
 function frameSize(type: number, length: number, rule: string): ProtocolError {
-  return connectionError(ErrorCode.FRAME_SIZE_ERROR, `${frameTypeName(type)} frame of ${length} octets: its length ${rule} (RFC 9113 §6)`)
+  return connectionError(Http2ErrorCode.FRAME_SIZE_ERROR, `${frameTypeName(type)} frame of ${length} octets: its length ${rule} (RFC 9113 §6)`)
 }
 
 /**
@@ -382,7 +382,7 @@ function content(type: number, flags: number, payload: Buffer): Buffer {
   }
   if (padding > payload.length - start) {
     throw connectionError(
-      ErrorCode.PROTOCOL_ERROR,
+      Http2ErrorCode.PROTOCOL_ERROR,
       `${frameTypeName(type)} frame with ${padding} octets of padding in a payload of ${payload.length} (RFC 9113 §6.1)`,
     )
   }

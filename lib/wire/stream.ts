@@ -5,7 +5,7 @@
  * for it, in plain fields the connection reads and writes directly, so the
  * per-frame path has no indirection.
  */
-import { ErrorCode, type ResponseHeaders, type Stream, type StreamHandler } from '../engine.js'
+import { Http2ErrorCode, type ResponseHeaders, type Stream, type StreamHandler } from '../engine.js'
 import { WRITE_HIGH_WATER } from './limits.js'
 
 /** What a stream asks of its connection. */
@@ -102,7 +102,7 @@ export class WireStream implements Stream {
     if (this.held !== undefined || this.heldEnd !== undefined) this.#owner.release(this)
   }
 
-  reset(code: number = ErrorCode.CANCEL): void {
+  reset(code: number = Http2ErrorCode.CANCEL): void {
     this.#owner.resetStream(this, code)
   }
 

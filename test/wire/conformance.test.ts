@@ -6,7 +6,7 @@
  * error (our RST_STREAM), or the frame ignored.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { ErrorCode } from '../../lib/engine.js'
+import { Http2ErrorCode } from '../../lib/engine.js'
 import { ConnectError, ConnectionLostError, InvalidHeaderError, PeerLimitError, ProtocolError, ReadOnlyError } from '../../lib/errors.js'
 import { DEFAULT_WINDOW, Setting } from '../../lib/wire/frame.js'
 import { SETTINGS_ACK_TIMEOUT } from '../../lib/wire/limits.js'
@@ -79,7 +79,7 @@ describe('§3.4 HTTP/2 connection preface', () => {
     const failure = await connect(HOST, server.port).catch((error: unknown) => error)
     expect(failure).toBeInstanceOf(ConnectError)
     expect((failure as ConnectError).cause).toBeInstanceOf(ProtocolError)
-    expect(((failure as ConnectError).cause as ProtocolError).http2Code).toBe(ErrorCode.PROTOCOL_ERROR)
+    expect(((failure as ConnectError).cause as ProtocolError).http2Code).toBe(Http2ErrorCode.PROTOCOL_ERROR)
     await server.allClosed()
   })
 
@@ -95,7 +95,7 @@ describe('§3.4 HTTP/2 connection preface', () => {
     const server = await startHostileServer({
       host: HOST,
       settings: false,
-      script: (c) => c.write(Buffer.concat([frames.settings(), frames.goaway(0, ErrorCode.NO_ERROR, 'bye')])),
+      script: (c) => c.write(Buffer.concat([frames.settings(), frames.goaway(0, Http2ErrorCode.NO_ERROR, 'bye')])),
     })
     cleanup.push(() => server.close())
     const { connection, log } = await connect(HOST, server.port)
@@ -138,7 +138,7 @@ describe('§4.2 frame size', () => {
     const { p, get, id } = await withStream()
     p.c.write(head200(id))
     p.c.write(frames.data(id, Buffer.alloc(16_385)))
-    await connectionError(p, ErrorCode.FRAME_SIZE_ERROR)
+    await connectionError(p, Http2ErrorCode.FRAME_SIZE_ERROR)
     await get.settled
     expect(get.closedWith!.lost).toBeInstanceOf(ProtocolError)
   })
@@ -146,7 +146,7 @@ describe('§4.2 frame size', () => {
   it('HEADERS larger than our SETTINGS_MAX_FRAME_SIZE: connection error FRAME_SIZE_ERROR', async () => {
     const { p, id } = await withStream()
     p.c.write(frames.headers(id, [...STATUS_200, ['x-big', 'a'.repeat(17_000)]]))
-    await connectionError(p, ErrorCode.FRAME_SIZE_ERROR)
+    await connectionError(p, Http2ErrorCode.FRAME_SIZE_ERROR)
   })
 
   it('a DATA frame of exactly 16,384 octets is accepted', async () => {
@@ -162,13 +162,13 @@ describe('§4.3 field section compression (RFC 7541)', () => {
   it('an invalid block (index 0): connection error COMPRESSION_ERROR', async () => {
     const { p, id } = await withStream()
     p.c.write(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, Buffer.from([0x80])))
-    await connectionError(p, ErrorCode.COMPRESSION_ERROR)
+    await connectionError(p, Http2ErrorCode.COMPRESSION_ERROR)
   })
 
   it('a dynamic table size update above our SETTINGS_HEADER_TABLE_SIZE: COMPRESSION_ERROR', async () => {
     const { p, id } = await withStream()
     p.c.write(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, Buffer.concat([hpackInteger(8192, 5, 0x20), Buffer.from([0x88])])))
-    await connectionError(p, ErrorCode.COMPRESSION_ERROR)
+    await connectionError(p, Http2ErrorCode.COMPRESSION_ERROR)
   })
 
   it('the dynamic table carries across streams: a field indexed on one response is referenced on the next', async () => {
@@ -202,14 +202,14 @@ describe('§5.1 stream states', () => {
       ['DATA', (id) => frames.data(id + 2, 'x')],
       ['HEADERS on an even stream', () => frames.headers(2, STATUS_200, { endStream: true })],
       ['HEADERS on an odd stream never opened', (id) => frames.headers(id + 4, STATUS_200, { endStream: true })],
-      ['RST_STREAM', (id) => frames.rstStream(id + 2, ErrorCode.CANCEL)],
+      ['RST_STREAM', (id) => frames.rstStream(id + 2, Http2ErrorCode.CANCEL)],
       ['WINDOW_UPDATE', (id) => frames.windowUpdate(id + 2, 100)],
     ]
     for (const [name, build] of frameOnIdle) {
       it(`${name} on an idle stream: connection error PROTOCOL_ERROR`, async () => {
         const { p, id } = await withStream()
         p.c.write(build(id))
-        await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+        await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
       })
     }
 
@@ -231,7 +231,7 @@ describe('§5.1 stream states', () => {
       await post.settled
       expect(post.calls).toEqual(['response', 'end'])
       p.c.write(frames.data(id, 'late'))
-      expect(await ourReset(p.c, id)).toBe(ErrorCode.STREAM_CLOSED)
+      expect(await ourReset(p.c, id)).toBe(Http2ErrorCode.STREAM_CLOSED)
       await goesOn(p)
     })
 
@@ -261,21 +261,21 @@ describe('§5.1 stream states', () => {
     it('DATA on a stream that ended normally: stream error STREAM_CLOSED, the connection goes on', async () => {
       const { p, id } = await finished()
       p.c.write(frames.data(id, 'late'))
-      expect(await ourReset(p.c, id)).toBe(ErrorCode.STREAM_CLOSED)
+      expect(await ourReset(p.c, id)).toBe(Http2ErrorCode.STREAM_CLOSED)
       await goesOn(p)
     })
 
     it('HEADERS on a stream that ended normally: stream error STREAM_CLOSED, the block still decoded', async () => {
       const { p, id } = await finished()
       p.c.write(frames.headers(id, STATUS_200, { endStream: true }))
-      expect(await ourReset(p.c, id)).toBe(ErrorCode.STREAM_CLOSED)
+      expect(await ourReset(p.c, id)).toBe(Http2ErrorCode.STREAM_CLOSED)
       await goesOn(p)
     })
 
     it('WINDOW_UPDATE and RST_STREAM on a stream that ended are ignored', async () => {
       const { p, id } = await finished()
       p.c.write(frames.windowUpdate(id, 100))
-      p.c.write(frames.rstStream(id, ErrorCode.NO_ERROR))
+      p.c.write(frames.rstStream(id, Http2ErrorCode.NO_ERROR))
       await ignored(p)
     })
 
@@ -286,14 +286,14 @@ describe('§5.1 stream states', () => {
       p.c.write(head200(id))
       await get.whenResponse()
       get.stream.reset()
-      expect(await ourReset(p.c, id)).toBe(ErrorCode.CANCEL)
+      expect(await ourReset(p.c, id)).toBe(Http2ErrorCode.CANCEL)
       const before = get.calls.length
       p.c.write(frames.data(id, Buffer.alloc(16_000)))
       p.c.write(frames.data(id, Buffer.alloc(16_000)))
       p.c.write(frames.data(id, Buffer.alloc(16_000)))
       p.c.write(frames.windowUpdate(id, 10))
       p.c.write(frames.headers(id, [['x-trailer', '1']], { endStream: true }))
-      p.c.write(frames.rstStream(id, ErrorCode.CANCEL))
+      p.c.write(frames.rstStream(id, Http2ErrorCode.CANCEL))
       const credit = await p.c.frame((f) => f.type === FrameType.WINDOW_UPDATE && f.streamId === 0 && f !== p.c.received[1])
       expect(credit.payload.readUInt32BE(0)).toBeGreaterThanOrEqual(32_000)
       await goesOn(p)
@@ -355,7 +355,7 @@ describe('§5.4.1 connection error handling', () => {
     const { p, get } = await withStream()
     const unsent = request(p.connection, '/unsent')
     p.c.write(frames.data(0, 'x'))
-    const error = await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    const error = await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
     await get.settled
     expect(get.closedWith).toMatchObject({ lost: error, unprocessed: false, code: undefined, by: undefined })
     await unsent.settled
@@ -370,7 +370,7 @@ describe('§5.4.1 connection error handling', () => {
       unsent = request(p.connection, '/unsent')
     })
     p.c.write(Buffer.concat([frames.settings([[Setting.MAX_CONCURRENT_STREAMS, 50]]), frames.data(0, 'x')]))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
     await unsent!.settled
     expect(unsent!.closedWith).toMatchObject({ unprocessed: true })
     expect(p.c.streams).toEqual([])
@@ -378,7 +378,7 @@ describe('§5.4.1 connection error handling', () => {
 
   it('the GOAWAY debug data names the violation', async () => {
     const { p } = await withStream()
-    p.c.write(frames.rstStream(0 as number, ErrorCode.CANCEL))
+    p.c.write(frames.rstStream(0 as number, Http2ErrorCode.CANCEL))
     const goaway = await ourGoaway(p.c)
     expect(goaway.debug).toMatch(/RST_STREAM frame on stream 0/)
   })
@@ -388,7 +388,7 @@ describe('§6.1 DATA', () => {
   it('DATA on stream 0: connection error PROTOCOL_ERROR', async () => {
     const { p } = await withStream()
     p.c.write(frames.data(0, 'x'))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('padded DATA delivers the content only', async () => {
@@ -403,13 +403,13 @@ describe('§6.1 DATA', () => {
     const { p, id } = await withStream()
     p.c.write(head200(id))
     p.c.write(encodeFrame(FrameType.DATA, Flag.PADDED, id, Buffer.from([4, 1, 2, 3])))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('DATA before the response head: stream error PROTOCOL_ERROR', async () => {
     const { p, get, id } = await withStream()
     p.c.write(frames.data(id, 'early'))
-    await streamError(p, get, ErrorCode.PROTOCOL_ERROR)
+    await streamError(p, get, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('an empty DATA frame with END_STREAM ends the response', async () => {
@@ -426,7 +426,7 @@ describe('§6.2 HEADERS', () => {
   it('HEADERS on stream 0: connection error PROTOCOL_ERROR', async () => {
     const { p } = await withStream()
     p.c.write(frames.headers(0, STATUS_200, { endStream: true }))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('HEADERS with padding and priority fields are read past both', async () => {
@@ -440,7 +440,7 @@ describe('§6.2 HEADERS', () => {
   it('HEADERS whose padding exceeds the payload: connection error PROTOCOL_ERROR', async () => {
     const { p, id } = await withStream()
     p.c.write(encodeFrame(FrameType.HEADERS, Flag.PADDED | Flag.END_HEADERS, id, Buffer.from([10, 0x88])))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 })
 
@@ -448,13 +448,13 @@ describe('§6.3 PRIORITY', () => {
   it('PRIORITY on stream 0: connection error PROTOCOL_ERROR', async () => {
     const { p } = await withStream()
     p.c.write(encodeFrame(FrameType.PRIORITY, 0, 0, Buffer.alloc(5)))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('PRIORITY of 4 octets on an open stream: stream error FRAME_SIZE_ERROR', async () => {
     const { p, get, id } = await withStream()
     p.c.write(encodeFrame(FrameType.PRIORITY, 0, id, Buffer.alloc(4)))
-    await streamError(p, get, ErrorCode.FRAME_SIZE_ERROR)
+    await streamError(p, get, Http2ErrorCode.FRAME_SIZE_ERROR)
   })
 
   it('PRIORITY on an open stream is ignored', async () => {
@@ -469,49 +469,49 @@ describe('§6.3 PRIORITY', () => {
 describe('§6.4 RST_STREAM', () => {
   it('RST_STREAM on stream 0: connection error PROTOCOL_ERROR', async () => {
     const { p } = await withStream()
-    p.c.write(frames.rstStream(0, ErrorCode.CANCEL))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    p.c.write(frames.rstStream(0, Http2ErrorCode.CANCEL))
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('RST_STREAM of 3 octets: connection error FRAME_SIZE_ERROR', async () => {
     const { p, id } = await withStream()
     p.c.write(encodeFrame(FrameType.RST_STREAM, 0, id, Buffer.alloc(3)))
-    await connectionError(p, ErrorCode.FRAME_SIZE_ERROR)
+    await connectionError(p, Http2ErrorCode.FRAME_SIZE_ERROR)
   })
 
   it('REFUSED_STREAM before any response: closed by the peer, unprocessed', async () => {
     const { p, get, id } = await withStream()
-    p.c.write(frames.rstStream(id, ErrorCode.REFUSED_STREAM))
+    p.c.write(frames.rstStream(id, Http2ErrorCode.REFUSED_STREAM))
     await get.settled
-    expect(get.closedWith).toEqual({ code: ErrorCode.REFUSED_STREAM, by: 'peer', error: undefined, lost: undefined, unprocessed: true })
+    expect(get.closedWith).toEqual({ code: Http2ErrorCode.REFUSED_STREAM, by: 'peer', error: undefined, lost: undefined, unprocessed: true })
   })
 
   it('REFUSED_STREAM after the response head: not unprocessed (the server answered)', async () => {
     const { p, get, id } = await withStream()
     p.c.write(head200(id))
-    p.c.write(frames.rstStream(id, ErrorCode.REFUSED_STREAM))
+    p.c.write(frames.rstStream(id, Http2ErrorCode.REFUSED_STREAM))
     await get.settled
-    expect(get.closedWith).toMatchObject({ code: ErrorCode.REFUSED_STREAM, unprocessed: false })
+    expect(get.closedWith).toMatchObject({ code: Http2ErrorCode.REFUSED_STREAM, unprocessed: false })
   })
 
   it('CANCEL mid-body: closed by the peer with the code, never end()', async () => {
     const { p, get, id } = await withStream()
     p.c.write(head200(id))
     p.c.write(frames.data(id, 'part'))
-    p.c.write(frames.rstStream(id, ErrorCode.CANCEL))
+    p.c.write(frames.rstStream(id, Http2ErrorCode.CANCEL))
     await get.settled
     expect(get.calls).toEqual(['response', 'data', 'closed'])
-    expect(get.closedWith).toMatchObject({ code: ErrorCode.CANCEL, by: 'peer' })
+    expect(get.closedWith).toMatchObject({ code: Http2ErrorCode.CANCEL, by: 'peer' })
   })
 
   it('NO_ERROR before END_STREAM is no complete response', async () => {
     const { p, get, id } = await withStream()
     p.c.write(head200(id, [['content-length', '4']]))
     p.c.write(frames.data(id, 'body'))
-    p.c.write(frames.rstStream(id, ErrorCode.NO_ERROR))
+    p.c.write(frames.rstStream(id, Http2ErrorCode.NO_ERROR))
     await get.settled
     expect(get.calls).toEqual(['response', 'data', 'closed'])
-    expect(get.closedWith).toMatchObject({ code: ErrorCode.NO_ERROR, by: 'peer' })
+    expect(get.closedWith).toMatchObject({ code: Http2ErrorCode.NO_ERROR, by: 'peer' })
   })
 
   it('NO_ERROR after a complete response while we upload (§8.1): end() stands, our body stops', async () => {
@@ -519,7 +519,7 @@ describe('§6.4 RST_STREAM', () => {
     const post = await opened(p, '/upload', { open: true })
     const id = post.stream.id
     p.c.write(frames.headers(id, STATUS_200, { endStream: true }))
-    p.c.write(frames.rstStream(id, ErrorCode.NO_ERROR))
+    p.c.write(frames.rstStream(id, Http2ErrorCode.NO_ERROR))
     await post.settled
     expect(post.calls).toEqual(['response', 'end'])
     await goesOn(p)
@@ -535,19 +535,19 @@ describe('§6.5 SETTINGS', () => {
   it('SETTINGS of 5 octets: connection error FRAME_SIZE_ERROR', async () => {
     const { p } = await withStream()
     p.c.write(encodeFrame(FrameType.SETTINGS, 0, 0, Buffer.alloc(5)))
-    await connectionError(p, ErrorCode.FRAME_SIZE_ERROR)
+    await connectionError(p, Http2ErrorCode.FRAME_SIZE_ERROR)
   })
 
   it('a SETTINGS ACK with a payload: connection error FRAME_SIZE_ERROR', async () => {
     const { p } = await withStream()
     p.c.write(encodeFrame(FrameType.SETTINGS, Flag.ACK, 0, Buffer.alloc(6)))
-    await connectionError(p, ErrorCode.FRAME_SIZE_ERROR)
+    await connectionError(p, Http2ErrorCode.FRAME_SIZE_ERROR)
   })
 
   it('SETTINGS on stream 1: connection error PROTOCOL_ERROR', async () => {
     const { p } = await withStream()
     p.c.write(encodeFrame(FrameType.SETTINGS, 0, 1, Buffer.alloc(0)))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('an unknown setting is ignored (and acknowledged)', async () => {
@@ -568,16 +568,16 @@ describe('§6.5 SETTINGS', () => {
 
 describe('§6.5.2 defined settings', () => {
   const invalid: [string, number, number, number][] = [
-    ['SETTINGS_ENABLE_PUSH 1 from a server', Setting.ENABLE_PUSH, 1, ErrorCode.PROTOCOL_ERROR],
-    ['SETTINGS_ENABLE_PUSH 2', Setting.ENABLE_PUSH, 2, ErrorCode.PROTOCOL_ERROR],
-    ['SETTINGS_INITIAL_WINDOW_SIZE 2^31', Setting.INITIAL_WINDOW_SIZE, 2 ** 31, ErrorCode.FLOW_CONTROL_ERROR],
-    ['SETTINGS_MAX_FRAME_SIZE 16,383', Setting.MAX_FRAME_SIZE, 16_383, ErrorCode.PROTOCOL_ERROR],
-    ['SETTINGS_MAX_FRAME_SIZE 2^24', Setting.MAX_FRAME_SIZE, 2 ** 24, ErrorCode.PROTOCOL_ERROR],
-    ['SETTINGS_ENABLE_CONNECT_PROTOCOL 2 (RFC 8441)', Setting.ENABLE_CONNECT_PROTOCOL, 2, ErrorCode.PROTOCOL_ERROR],
-    ['SETTINGS_NO_RFC7540_PRIORITIES 2 (RFC 9218)', Setting.NO_RFC7540_PRIORITIES, 2, ErrorCode.PROTOCOL_ERROR],
+    ['SETTINGS_ENABLE_PUSH 1 from a server', Setting.ENABLE_PUSH, 1, Http2ErrorCode.PROTOCOL_ERROR],
+    ['SETTINGS_ENABLE_PUSH 2', Setting.ENABLE_PUSH, 2, Http2ErrorCode.PROTOCOL_ERROR],
+    ['SETTINGS_INITIAL_WINDOW_SIZE 2^31', Setting.INITIAL_WINDOW_SIZE, 2 ** 31, Http2ErrorCode.FLOW_CONTROL_ERROR],
+    ['SETTINGS_MAX_FRAME_SIZE 16,383', Setting.MAX_FRAME_SIZE, 16_383, Http2ErrorCode.PROTOCOL_ERROR],
+    ['SETTINGS_MAX_FRAME_SIZE 2^24', Setting.MAX_FRAME_SIZE, 2 ** 24, Http2ErrorCode.PROTOCOL_ERROR],
+    ['SETTINGS_ENABLE_CONNECT_PROTOCOL 2 (RFC 8441)', Setting.ENABLE_CONNECT_PROTOCOL, 2, Http2ErrorCode.PROTOCOL_ERROR],
+    ['SETTINGS_NO_RFC7540_PRIORITIES 2 (RFC 9218)', Setting.NO_RFC7540_PRIORITIES, 2, Http2ErrorCode.PROTOCOL_ERROR],
   ]
   for (const [name, id, value, code] of invalid) {
-    it(`${name}: connection error ${code === ErrorCode.PROTOCOL_ERROR ? 'PROTOCOL_ERROR' : 'FLOW_CONTROL_ERROR'}`, async () => {
+    it(`${name}: connection error ${code === Http2ErrorCode.PROTOCOL_ERROR ? 'PROTOCOL_ERROR' : 'FLOW_CONTROL_ERROR'}`, async () => {
       const { p } = await withStream()
       p.c.write(frames.settings([[id, value]]))
       await connectionError(p, code)
@@ -633,7 +633,7 @@ describe('§6.5.3 settings synchronization', () => {
     clock.advance(SETTINGS_ACK_TIMEOUT - 1)
     expect(p.connection.accepting).toBe(true)
     clock.advance(1)
-    await connectionError(p, ErrorCode.SETTINGS_TIMEOUT)
+    await connectionError(p, Http2ErrorCode.SETTINGS_TIMEOUT)
   })
 
   it('an ACK in time clears the deadline', async () => {
@@ -648,7 +648,7 @@ describe('§6.6 PUSH_PROMISE', () => {
   it('PUSH_PROMISE although we disabled push: connection error PROTOCOL_ERROR', async () => {
     const { p, id } = await withStream()
     p.c.write(frames.pushPromise(id, 2, [[':method', 'GET'], [':path', '/pushed'], [':scheme', 'https'], [':authority', 'api.test']]))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 })
 
@@ -674,13 +674,13 @@ describe('§6.7 PING', () => {
   it('PING on stream 1: connection error PROTOCOL_ERROR', async () => {
     const { p } = await withStream()
     p.c.write(encodeFrame(FrameType.PING, 0, 1, Buffer.alloc(8)))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('PING of 7 octets: connection error FRAME_SIZE_ERROR', async () => {
     const { p } = await withStream()
     p.c.write(encodeFrame(FrameType.PING, 0, 0, Buffer.alloc(7)))
-    await connectionError(p, ErrorCode.FRAME_SIZE_ERROR)
+    await connectionError(p, Http2ErrorCode.FRAME_SIZE_ERROR)
   })
 
   it('a ping() still unanswered when the connection fails gets ConnectionLostError', async () => {
@@ -735,9 +735,9 @@ describe('§6.8 GOAWAY', () => {
 
   it('a GOAWAY with an error code: the streams at or below last-stream-id keep running while the socket lives', async () => {
     const { p, streams } = await threeStreams()
-    p.c.write(frames.goaway(3, ErrorCode.INTERNAL_ERROR, 'trouble'))
+    p.c.write(frames.goaway(3, Http2ErrorCode.INTERNAL_ERROR, 'trouble'))
     const goaway = await p.log.nextGoaway()
-    expect(goaway).toMatchObject({ errorCode: ErrorCode.INTERNAL_ERROR, lastStreamId: 3 })
+    expect(goaway).toMatchObject({ errorCode: Http2ErrorCode.INTERNAL_ERROR, lastStreamId: 3 })
     expect(goaway.debug.toString()).toBe('trouble')
     await streams[2]!.settled
     p.c.write(response(1, 200, 'one'))
@@ -752,7 +752,7 @@ describe('§6.8 GOAWAY', () => {
     const { p } = await threeStreams()
     p.c.write(frames.goaway(1))
     p.c.write(frames.goaway(3))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('the second GOAWAY of a restart followed at once by the socket closing: its last-stream-id decides', async () => {
@@ -771,7 +771,7 @@ describe('§6.8 GOAWAY', () => {
 
   it('GOAWAY with a TCP reset right behind it: the GOAWAY read before the reset decides (streams above it are unprocessed)', async () => {
     const { p, streams } = await threeStreams()
-    p.c.write(frames.goaway(1, ErrorCode.NO_ERROR))
+    p.c.write(frames.goaway(1, Http2ErrorCode.NO_ERROR))
     p.c.reset()
     await Promise.all(streams.map((s) => s.settled))
     expect(streams[0]!.closedWith).toMatchObject({ unprocessed: false })
@@ -794,13 +794,13 @@ describe('§6.8 GOAWAY', () => {
   it('GOAWAY on stream 1: connection error PROTOCOL_ERROR', async () => {
     const { p } = await withStream()
     p.c.write(encodeFrame(FrameType.GOAWAY, 0, 1, Buffer.alloc(8)))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('GOAWAY of 7 octets: connection error FRAME_SIZE_ERROR', async () => {
     const { p } = await withStream()
     p.c.write(encodeFrame(FrameType.GOAWAY, 0, 0, Buffer.alloc(7)))
-    await connectionError(p, ErrorCode.FRAME_SIZE_ERROR)
+    await connectionError(p, Http2ErrorCode.FRAME_SIZE_ERROR)
   })
 
   it('close() ends with our GOAWAY(NO_ERROR, 0) once the last stream finished, then our FIN', async () => {
@@ -809,7 +809,7 @@ describe('§6.8 GOAWAY', () => {
     p.c.write(response(id, 200, 'ok'))
     await get.settled
     const goaway = await ourGoaway(p.c)
-    expect(goaway).toMatchObject({ code: ErrorCode.NO_ERROR, lastStreamId: 0 })
+    expect(goaway).toMatchObject({ code: Http2ErrorCode.NO_ERROR, lastStreamId: 0 })
     await p.log.whenClosed()
     await p.c.whenClosed()
   })
@@ -826,31 +826,31 @@ describe('§6.9 WINDOW_UPDATE', () => {
   it('an increment of 0 on the connection: connection error PROTOCOL_ERROR', async () => {
     const { p } = await withStream()
     p.c.write(frames.windowUpdate(0, 0))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('an increment of 0 on a stream: stream error PROTOCOL_ERROR', async () => {
     const { p, get, id } = await withStream()
     p.c.write(frames.windowUpdate(id, 0))
-    await streamError(p, get, ErrorCode.PROTOCOL_ERROR)
+    await streamError(p, get, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('a connection window past 2^31-1: connection error FLOW_CONTROL_ERROR', async () => {
     const { p } = await withStream()
     p.c.write(frames.windowUpdate(0, 2 ** 31 - 1))
-    await connectionError(p, ErrorCode.FLOW_CONTROL_ERROR)
+    await connectionError(p, Http2ErrorCode.FLOW_CONTROL_ERROR)
   })
 
   it('a stream window past 2^31-1: stream error FLOW_CONTROL_ERROR', async () => {
     const { p, get, id } = await withStream()
     p.c.write(frames.windowUpdate(id, 2 ** 31 - 1))
-    await streamError(p, get, ErrorCode.FLOW_CONTROL_ERROR)
+    await streamError(p, get, Http2ErrorCode.FLOW_CONTROL_ERROR)
   })
 
   it('WINDOW_UPDATE of 3 octets: connection error FRAME_SIZE_ERROR', async () => {
     const { p } = await withStream()
     p.c.write(encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, Buffer.alloc(3)))
-    await connectionError(p, ErrorCode.FRAME_SIZE_ERROR)
+    await connectionError(p, Http2ErrorCode.FRAME_SIZE_ERROR)
   })
 
   it('we never send more than the stream window; each WINDOW_UPDATE lets exactly that much more out', async () => {
@@ -907,7 +907,7 @@ describe('§6.9.1 the flow-control window (ours)', () => {
     get.onResponse = () => get.stream.pause()
     p.c.write(head200(id))
     for (let i = 0; i < 4; i++) p.c.write(frames.data(id, Buffer.alloc(16_384)))
-    await streamError(p, get, ErrorCode.FLOW_CONTROL_ERROR)
+    await streamError(p, get, Http2ErrorCode.FLOW_CONTROL_ERROR)
   })
 
   it('DATA beyond the connection window: connection error FLOW_CONTROL_ERROR', async () => {
@@ -917,7 +917,7 @@ describe('§6.9.1 the flow-control window (ours)', () => {
     get.onResponse = () => get.stream.pause()
     p.c.write(head200(id))
     for (let i = 0; i < 5; i++) p.c.write(frames.data(id, Buffer.alloc(16_000)))
-    await connectionError(p, ErrorCode.FLOW_CONTROL_ERROR)
+    await connectionError(p, Http2ErrorCode.FLOW_CONTROL_ERROR)
   })
 
   it('a paused stream holds at most its window; resume() delivers it in order and credits it back', async () => {
@@ -981,7 +981,7 @@ describe('§6.9.2 initial flow-control window size', () => {
     const { p, id } = await withStream()
     p.c.write(frames.windowUpdate(id, 2 ** 31 - 1 - DEFAULT_WINDOW))
     p.c.write(frames.settings([[Setting.INITIAL_WINDOW_SIZE, DEFAULT_WINDOW + 1]]))
-    await connectionError(p, ErrorCode.FLOW_CONTROL_ERROR)
+    await connectionError(p, Http2ErrorCode.FLOW_CONTROL_ERROR)
   })
 })
 
@@ -1011,7 +1011,7 @@ describe('§6.10 CONTINUATION', () => {
     const { p, id } = await withStream()
     p.c.write(encodeFrame(FrameType.HEADERS, 0, id, headerBlock(STATUS_200)))
     p.c.write(frames.ping())
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('a CONTINUATION on another stream: connection error PROTOCOL_ERROR', async () => {
@@ -1020,13 +1020,13 @@ describe('§6.10 CONTINUATION', () => {
     const b = await opened(p)
     p.c.write(encodeFrame(FrameType.HEADERS, 0, a.stream.id, headerBlock(STATUS_200)))
     p.c.write(frames.continuation(b.stream.id, Buffer.alloc(0), true))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('a CONTINUATION with no HEADERS before it: connection error PROTOCOL_ERROR', async () => {
     const { p, id } = await withStream()
     p.c.write(frames.continuation(id, headerBlock(STATUS_200), true))
-    await connectionError(p, ErrorCode.PROTOCOL_ERROR)
+    await connectionError(p, Http2ErrorCode.PROTOCOL_ERROR)
   })
 })
 
@@ -1044,14 +1044,14 @@ describe('§8.1 HTTP message framing', () => {
     const { p, get, id } = await withStream()
     p.c.write(head200(id))
     p.c.write(frames.headers(id, [['grpc-status', '0']]))
-    await streamError(p, get, ErrorCode.PROTOCOL_ERROR)
+    await streamError(p, get, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('a pseudo-header in trailers: stream error PROTOCOL_ERROR', async () => {
     const { p, get, id } = await withStream()
     p.c.write(head200(id))
     p.c.write(frames.headers(id, [[':status', '200']], { endStream: true }))
-    await streamError(p, get, ErrorCode.PROTOCOL_ERROR)
+    await streamError(p, get, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('informational responses (100, 103) are skipped; the final one is reported', async () => {
@@ -1067,20 +1067,20 @@ describe('§8.1 HTTP message framing', () => {
   it('an informational response with END_STREAM: stream error PROTOCOL_ERROR', async () => {
     const { p, get, id } = await withStream()
     p.c.write(frames.headers(id, [[':status', '103']], { endStream: true }))
-    await streamError(p, get, ErrorCode.PROTOCOL_ERROR)
+    await streamError(p, get, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('an informational response with a malformed field: stream error PROTOCOL_ERROR', async () => {
     const { p, get, id } = await withStream()
     p.c.write(frames.headers(id, [[':status', '103'], ['Link', 'x']]))
-    await streamError(p, get, ErrorCode.PROTOCOL_ERROR)
+    await streamError(p, get, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('fewer DATA octets than content-length: stream error PROTOCOL_ERROR naming the mismatch, closed by us', async () => {
     const { p, get, id } = await withStream()
     p.c.write(head200(id, [['content-length', '10']]))
     p.c.write(frames.data(id, 'short', true))
-    const error = await streamError(p, get, ErrorCode.PROTOCOL_ERROR)
+    const error = await streamError(p, get, Http2ErrorCode.PROTOCOL_ERROR)
     expect(error.message).toMatch(/ended after 5 octets of DATA, its content-length is 10/)
   })
 
@@ -1088,7 +1088,7 @@ describe('§8.1 HTTP message framing', () => {
     const { p, get, id } = await withStream()
     p.c.write(head200(id, [['content-length', '3']]))
     p.c.write(frames.data(id, 'toolong'))
-    const error = await streamError(p, get, ErrorCode.PROTOCOL_ERROR)
+    const error = await streamError(p, get, Http2ErrorCode.PROTOCOL_ERROR)
     expect(error.message).toMatch(/more DATA \(7 octets\) than its content-length 3/)
     expect(get.received).toBe(0)
   })
@@ -1096,7 +1096,7 @@ describe('§8.1 HTTP message framing', () => {
   it('content-length given twice with different values: stream error PROTOCOL_ERROR', async () => {
     const { p, get, id } = await withStream()
     p.c.write(frames.headers(id, [...STATUS_200, ['content-length', '3'], ['content-length', '4']]))
-    await streamError(p, get, ErrorCode.PROTOCOL_ERROR)
+    await streamError(p, get, Http2ErrorCode.PROTOCOL_ERROR)
   })
 
   it('a HEAD response with content-length and no DATA is complete', async () => {
@@ -1118,7 +1118,7 @@ describe('§8.1 HTTP message framing', () => {
     const { p, get, id } = await withStream()
     p.c.write(frames.headers(id, [[':status', '204']]))
     p.c.write(frames.data(id, 'x', true))
-    await streamError(p, get, ErrorCode.PROTOCOL_ERROR)
+    await streamError(p, get, Http2ErrorCode.PROTOCOL_ERROR)
   })
 })
 
@@ -1138,7 +1138,7 @@ describe('§8.2.1 field validity', () => {
     it(`${name}: stream error PROTOCOL_ERROR, the connection goes on`, async () => {
       const { p, get, id } = await withStream()
       p.c.write(frames.headers(id, [...STATUS_200, field], { endStream: true }))
-      await streamError(p, get, ErrorCode.PROTOCOL_ERROR)
+      await streamError(p, get, Http2ErrorCode.PROTOCOL_ERROR)
     })
   }
 
@@ -1155,7 +1155,7 @@ describe('§8.2.2 connection-specific fields', () => {
     it(`'${name}' in a response: stream error PROTOCOL_ERROR`, async () => {
       const { p, get, id } = await withStream()
       p.c.write(frames.headers(id, [...STATUS_200, [name, name === 'te' ? 'trailers' : 'x']], { endStream: true }))
-      await streamError(p, get, ErrorCode.PROTOCOL_ERROR)
+      await streamError(p, get, Http2ErrorCode.PROTOCOL_ERROR)
     })
   }
 })
@@ -1175,7 +1175,7 @@ describe('§8.3.2 response pseudo-header fields', () => {
     it(`${name}: stream error PROTOCOL_ERROR`, async () => {
       const { p, get, id } = await withStream()
       p.c.write(frames.headers(id, fields, { endStream: true }))
-      await streamError(p, get, ErrorCode.PROTOCOL_ERROR)
+      await streamError(p, get, Http2ErrorCode.PROTOCOL_ERROR)
     })
   }
 })
@@ -1184,7 +1184,7 @@ describe('§8.6 101 Switching Protocols', () => {
   it('a 101 response: stream error PROTOCOL_ERROR', async () => {
     const { p, get, id } = await withStream()
     p.c.write(frames.headers(id, [[':status', '101'], ['upgrade', 'websocket']]))
-    await streamError(p, get, ErrorCode.PROTOCOL_ERROR)
+    await streamError(p, get, Http2ErrorCode.PROTOCOL_ERROR)
   })
 })
 
@@ -1200,7 +1200,7 @@ describe('RFC 7541 §4.1 our header list limits', () => {
     // The over-limit block also indexes a field: the next response refers to it.
     const indexed = Buffer.concat([Buffer.from([0x40]), hpackLiteral('x-kept', 'yes').subarray(1)])
     p.c.write(encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, Buffer.concat([Buffer.from([0x88]), indexed, hpackLiteral('x-big', 'a'.repeat(1000))])))
-    expect(await ourReset(p.c, id)).toBe(ErrorCode.ENHANCE_YOUR_CALM)
+    expect(await ourReset(p.c, id)).toBe(Http2ErrorCode.ENHANCE_YOUR_CALM)
     await get.settled
     expect(get.closedWith!.error).toBeInstanceOf(PeerLimitError)
     expect((get.closedWith!.error as PeerLimitError).limit).toBe('maxHeaderListSize')
@@ -1215,7 +1215,7 @@ describe('RFC 7541 §4.1 our header list limits', () => {
     const get = await opened(p)
     const fields: [string, string][] = [...STATUS_200, ...Array.from({ length: 10 }, (_, i): [string, string] => [`x-${i}`, 'v'])]
     p.c.write(frames.headers(get.stream.id, fields, { endStream: true }))
-    expect(await ourReset(p.c, get.stream.id)).toBe(ErrorCode.ENHANCE_YOUR_CALM)
+    expect(await ourReset(p.c, get.stream.id)).toBe(Http2ErrorCode.ENHANCE_YOUR_CALM)
     await get.settled
     expect((get.closedWith!.error as PeerLimitError).limit).toBe('maxHeaderFields')
     await goesOn(p)
@@ -1226,7 +1226,7 @@ describe('RFC 7541 §4.1 our header list limits', () => {
     const get = await opened(p)
     p.c.write(head200(get.stream.id))
     p.c.write(frames.headers(get.stream.id, [['x-trailer', 'b'.repeat(2000)]], { endStream: true }))
-    expect(await ourReset(p.c, get.stream.id)).toBe(ErrorCode.ENHANCE_YOUR_CALM)
+    expect(await ourReset(p.c, get.stream.id)).toBe(Http2ErrorCode.ENHANCE_YOUR_CALM)
     await get.settled
     expect(get.calls).toEqual(['response', 'closed'])
   })

@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto'
 import http2 from 'node:http2'
 import { once } from 'node:events'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ErrorCode } from '../../lib/engine.js'
+import { Http2ErrorCode } from '../../lib/engine.js'
 import { ConnectError, ConnectionLostError, InvalidHeaderError, ProtocolNegotiationError, ReadOnlyError } from '../../lib/errors.js'
-import { responseHeaders } from '../../lib/headers.js'
+import { responseHeaders } from '../../lib/node-engine.js'
 import { pattern, startBackend, type Backend, type BackendOptions } from '../helpers/h2-server.js'
 import { pki } from '../helpers/pki.js'
 import { until } from '../helpers/processes.js'
@@ -316,7 +316,7 @@ describe('GOAWAY from a node:http2 server (RFC 9113 §6.8)', () => {
     await until(() => backend.requests === 2, 'the server to see two requests')
     session(backend).goaway(http2.constants.NGHTTP2_INTERNAL_ERROR, 3, Buffer.from('shutting down'))
     const goaway = await log.nextGoaway()
-    expect(goaway.errorCode).toBe(ErrorCode.INTERNAL_ERROR)
+    expect(goaway.errorCode).toBe(Http2ErrorCode.INTERNAL_ERROR)
     expect(goaway.debug.toString()).toBe('shutting down')
     await Promise.all(requests.map((r) => r.settled))
     for (const r of requests) expect(r.body().toString()).toBe('late')
@@ -329,14 +329,14 @@ describe('resets (RFC 9113 §6.4)', () => {
     const { connection } = await setup()
     const get = request(connection, '/reset')
     await get.settled
-    expect(get.closedWith).toEqual({ code: ErrorCode.INTERNAL_ERROR, by: 'peer', error: undefined, lost: undefined, unprocessed: false })
+    expect(get.closedWith).toEqual({ code: Http2ErrorCode.INTERNAL_ERROR, by: 'peer', error: undefined, lost: undefined, unprocessed: false })
   })
 
   it('REFUSED_STREAM before any response is unprocessed', async () => {
     const { connection } = await setup()
     const get = request(connection, '/refuse')
     await get.settled
-    expect(get.closedWith).toMatchObject({ code: ErrorCode.REFUSED_STREAM, by: 'peer', unprocessed: true })
+    expect(get.closedWith).toMatchObject({ code: Http2ErrorCode.REFUSED_STREAM, by: 'peer', unprocessed: true })
   })
 
   it('our reset mid-download: no handler call follows, the server sees CANCEL, late DATA is ignored quietly', async () => {
@@ -366,8 +366,8 @@ describe('resets (RFC 9113 §6.4)', () => {
     const { connection } = await setup({ handler })
     const get = request(connection, '/hold')
     await get.whenReceived(1)
-    get.stream.reset(ErrorCode.CANCEL)
-    expect(await code).toBe(ErrorCode.CANCEL)
+    get.stream.reset(Http2ErrorCode.CANCEL)
+    expect(await code).toBe(Http2ErrorCode.CANCEL)
   })
 })
 

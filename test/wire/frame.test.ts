@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { ErrorCode } from '../../lib/engine.js'
+import { Http2ErrorCode } from '../../lib/engine.js'
 import { PeerLimitError, ProtocolError } from '../../lib/errors.js'
 import { CLIENT_PREFACE, Flag, FrameReader, FrameType, FrameWriter, Setting, type FrameHandler, type FrameSink } from '../../lib/wire/frame.js'
 import { MAX_CONTINUATIONS, MAX_FRAME_SIZE } from '../../lib/wire/limits.js'
@@ -145,18 +145,18 @@ describe('§4.1 frame format: every frame type through writer and reader', () =>
   })
 
   it('GOAWAY with debug data', () => {
-    expect(roundTrip((w) => w.goaway(0x7fffffff, ErrorCode.ENHANCE_YOUR_CALM, Buffer.from('calm')))).toEqual([['goaway', 0x7fffffff, 0xb, 'calm']])
+    expect(roundTrip((w) => w.goaway(0x7fffffff, Http2ErrorCode.ENHANCE_YOUR_CALM, Buffer.from('calm')))).toEqual([['goaway', 0x7fffffff, 0xb, 'calm']])
   })
 
   it('RST_STREAM and WINDOW_UPDATE', () => {
     expect(
       roundTrip((w) => {
-        w.rstStream(3, ErrorCode.CANCEL)
+        w.rstStream(3, Http2ErrorCode.CANCEL)
         w.windowUpdate(0, 1)
         w.windowUpdate(5, 0x7fffffff)
       }),
     ).toEqual([
-      ['rst', 3, ErrorCode.CANCEL],
+      ['rst', 3, Http2ErrorCode.CANCEL],
       ['window-update', 0, 1],
       ['window-update', 5, 0x7fffffff],
     ])
@@ -261,7 +261,7 @@ describe('§4.2 frame size', () => {
   it('a frame larger than the maximum we announced is a FRAME_SIZE_ERROR, seen from its header alone', () => {
     const header = frame(FrameType.DATA, 0, 1).subarray(0, 9)
     header.writeUIntBE(MAX_FRAME_SIZE + 1, 0, 3)
-    rejects(ErrorCode.FRAME_SIZE_ERROR, header)
+    rejects(Http2ErrorCode.FRAME_SIZE_ERROR, header)
   })
 
   const lengths: [string, number, number, number][] = [
@@ -277,16 +277,16 @@ describe('§4.2 frame size', () => {
   ]
   for (const [name, type, streamId, length] of lengths) {
     it(`${name} is a FRAME_SIZE_ERROR (§6)`, () => {
-      rejects(ErrorCode.FRAME_SIZE_ERROR, frame(type, 0, streamId, Buffer.alloc(length)))
+      rejects(Http2ErrorCode.FRAME_SIZE_ERROR, frame(type, 0, streamId, Buffer.alloc(length)))
     })
   }
 
   it('a SETTINGS ACK with a payload is a FRAME_SIZE_ERROR (§6.5)', () => {
-    rejects(ErrorCode.FRAME_SIZE_ERROR, frame(FrameType.SETTINGS, Flag.ACK, 0, Buffer.alloc(6)))
+    rejects(Http2ErrorCode.FRAME_SIZE_ERROR, frame(FrameType.SETTINGS, Flag.ACK, 0, Buffer.alloc(6)))
   })
 
   it('a PRIORITY frame of 4 octets is a stream error FRAME_SIZE_ERROR (§6.3), not a connection error', () => {
-    expect(parse(frame(FrameType.PRIORITY, 0, 3, Buffer.alloc(4)))).toEqual([['stream-error', 3, ErrorCode.FRAME_SIZE_ERROR]])
+    expect(parse(frame(FrameType.PRIORITY, 0, 3, Buffer.alloc(4)))).toEqual([['stream-error', 3, Http2ErrorCode.FRAME_SIZE_ERROR]])
   })
 
   it('a PRIORITY frame of 5 octets is reported', () => {
@@ -305,7 +305,7 @@ describe('§6 which frames belong on stream 0', () => {
   ]
   for (const [name, type, payload] of onZero) {
     it(`${name} on stream 0 is a PROTOCOL_ERROR`, () => {
-      rejects(ErrorCode.PROTOCOL_ERROR, frame(type, type === FrameType.HEADERS ? Flag.END_HEADERS : 0, 0, payload))
+      rejects(Http2ErrorCode.PROTOCOL_ERROR, frame(type, type === FrameType.HEADERS ? Flag.END_HEADERS : 0, 0, payload))
     })
   }
   const offZero: [string, number, Buffer][] = [
@@ -315,7 +315,7 @@ describe('§6 which frames belong on stream 0', () => {
   ]
   for (const [name, type, payload] of offZero) {
     it(`${name} on stream 1 is a PROTOCOL_ERROR`, () => {
-      rejects(ErrorCode.PROTOCOL_ERROR, frame(type, 0, 1, payload))
+      rejects(Http2ErrorCode.PROTOCOL_ERROR, frame(type, 0, 1, payload))
     })
   }
 })
@@ -330,11 +330,11 @@ describe('§6.1 DATA and §6.2 HEADERS: padding and priority fields', () => {
   })
 
   it('a pad length equal to the payload is a PROTOCOL_ERROR', () => {
-    rejects(ErrorCode.PROTOCOL_ERROR, frame(FrameType.DATA, Flag.PADDED, 1, Buffer.from('03616263', 'hex').subarray(0, 3)))
+    rejects(Http2ErrorCode.PROTOCOL_ERROR, frame(FrameType.DATA, Flag.PADDED, 1, Buffer.from('03616263', 'hex').subarray(0, 3)))
   })
 
   it('padded DATA without room for its pad length is a FRAME_SIZE_ERROR', () => {
-    rejects(ErrorCode.FRAME_SIZE_ERROR, frame(FrameType.DATA, Flag.PADDED, 1))
+    rejects(Http2ErrorCode.FRAME_SIZE_ERROR, frame(FrameType.DATA, Flag.PADDED, 1))
   })
 
   it('padded HEADERS deliver the field block without padding', () => {
@@ -352,11 +352,11 @@ describe('§6.1 DATA and §6.2 HEADERS: padding and priority fields', () => {
   })
 
   it('HEADERS padding longer than what remains after the priority fields is a PROTOCOL_ERROR', () => {
-    rejects(ErrorCode.PROTOCOL_ERROR, frame(FrameType.HEADERS, Flag.PADDED | Flag.PRIORITY | Flag.END_HEADERS, 1, Buffer.from('0200000003108800', 'hex').subarray(0, 7)))
+    rejects(Http2ErrorCode.PROTOCOL_ERROR, frame(FrameType.HEADERS, Flag.PADDED | Flag.PRIORITY | Flag.END_HEADERS, 1, Buffer.from('0200000003108800', 'hex').subarray(0, 7)))
   })
 
   it('HEADERS with PRIORITY too short for its fields is a FRAME_SIZE_ERROR', () => {
-    rejects(ErrorCode.FRAME_SIZE_ERROR, frame(FrameType.HEADERS, Flag.PRIORITY | Flag.END_HEADERS, 1, Buffer.alloc(4)))
+    rejects(Http2ErrorCode.FRAME_SIZE_ERROR, frame(FrameType.HEADERS, Flag.PRIORITY | Flag.END_HEADERS, 1, Buffer.alloc(4)))
   })
 })
 
@@ -368,28 +368,28 @@ describe('§6.10 CONTINUATION', () => {
   })
 
   it('a frame of another type inside a field block is a PROTOCOL_ERROR', () => {
-    rejects(ErrorCode.PROTOCOL_ERROR, frame(FrameType.HEADERS, 0, 1, 'ab'), frame(FrameType.PING, 0, 0, Buffer.alloc(8)))
+    rejects(Http2ErrorCode.PROTOCOL_ERROR, frame(FrameType.HEADERS, 0, 1, 'ab'), frame(FrameType.PING, 0, 0, Buffer.alloc(8)))
   })
 
   it('an unknown frame inside a field block is a PROTOCOL_ERROR too', () => {
-    rejects(ErrorCode.PROTOCOL_ERROR, frame(FrameType.HEADERS, 0, 1, 'ab'), frame(0xfa, 0, 0, 'x'))
+    rejects(Http2ErrorCode.PROTOCOL_ERROR, frame(FrameType.HEADERS, 0, 1, 'ab'), frame(0xfa, 0, 0, 'x'))
   })
 
   it('a CONTINUATION on another stream is a PROTOCOL_ERROR', () => {
-    rejects(ErrorCode.PROTOCOL_ERROR, frame(FrameType.HEADERS, 0, 1, 'ab'), frame(FrameType.CONTINUATION, Flag.END_HEADERS, 3, 'cd'))
+    rejects(Http2ErrorCode.PROTOCOL_ERROR, frame(FrameType.HEADERS, 0, 1, 'ab'), frame(FrameType.CONTINUATION, Flag.END_HEADERS, 3, 'cd'))
   })
 
   it('a CONTINUATION without a HEADERS before it is a PROTOCOL_ERROR', () => {
-    rejects(ErrorCode.PROTOCOL_ERROR, frame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, 'cd'))
+    rejects(Http2ErrorCode.PROTOCOL_ERROR, frame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, 'cd'))
   })
 
   it('a CONTINUATION after a complete field block is a PROTOCOL_ERROR', () => {
-    rejects(ErrorCode.PROTOCOL_ERROR, frame(FrameType.HEADERS, Flag.END_HEADERS, 1, 'ab'), frame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, 'cd'))
+    rejects(Http2ErrorCode.PROTOCOL_ERROR, frame(FrameType.HEADERS, Flag.END_HEADERS, 1, 'ab'), frame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, 'cd'))
   })
 
   it(`more than ${MAX_CONTINUATIONS} CONTINUATION frames in one block is ENHANCE_YOUR_CALM (MAX_CONTINUATIONS)`, () => {
     const continuations = Array.from({ length: MAX_CONTINUATIONS + 1 }, () => frame(FrameType.CONTINUATION, 0, 1))
-    const error = rejects(ErrorCode.ENHANCE_YOUR_CALM, frame(FrameType.HEADERS, 0, 1, 'ab'), ...continuations)
+    const error = rejects(Http2ErrorCode.ENHANCE_YOUR_CALM, frame(FrameType.HEADERS, 0, 1, 'ab'), ...continuations)
     expect(error).toBeInstanceOf(PeerLimitError)
     expect((error as PeerLimitError).limit).toBe('MAX_CONTINUATIONS')
   })

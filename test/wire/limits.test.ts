@@ -5,7 +5,7 @@
  * a manual clock, so "within the window" is exact.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { ErrorCode } from '../../lib/engine.js'
+import { Http2ErrorCode } from '../../lib/engine.js'
 import { PeerLimitError } from '../../lib/errors.js'
 import { Setting } from '../../lib/wire/frame.js'
 import {
@@ -37,7 +37,7 @@ async function limited(options: Parameters<typeof peer>[1] = {}): Promise<Peer &
 }
 
 /** The connection error a limit causes: ENHANCE_YOUR_CALM (unless given), a PeerLimitError naming `limit`. */
-async function exceeded(p: Peer, limit: string, code: number = ErrorCode.ENHANCE_YOUR_CALM): Promise<void> {
+async function exceeded(p: Peer, limit: string, code: number = Http2ErrorCode.ENHANCE_YOUR_CALM): Promise<void> {
   const error = await connectionError(p, code)
   expect(error).toBeInstanceOf(PeerLimitError)
   expect((error as PeerLimitError).limit).toBe(limit)
@@ -113,11 +113,11 @@ describe('frames that do nothing (MAX_STRAY_FRAMES_PER_WINDOW)', () => {
 
   it(`RST_STREAM flood on a closed stream: ${MAX_STRAY_FRAMES_PER_WINDOW} are ignored, one more ends the connection`, async () => {
     const { p, id } = await closedStream()
-    p.c.write(repeat(MAX_STRAY_FRAMES_PER_WINDOW, frames.rstStream(id, ErrorCode.CANCEL)))
+    p.c.write(repeat(MAX_STRAY_FRAMES_PER_WINDOW, frames.rstStream(id, Http2ErrorCode.CANCEL)))
     await goesOn(p)
     expect(p.connection.counters.strayFrames).toBe(MAX_STRAY_FRAMES_PER_WINDOW)
     expect(p.connection.counters.resets).toBe(MAX_STRAY_FRAMES_PER_WINDOW)
-    p.c.write(frames.rstStream(id, ErrorCode.CANCEL))
+    p.c.write(frames.rstStream(id, Http2ErrorCode.CANCEL))
     await exceeded(p, 'MAX_STRAY_FRAMES_PER_WINDOW')
   })
 
@@ -136,7 +136,7 @@ describe('frames that do nothing (MAX_STRAY_FRAMES_PER_WINDOW)', () => {
   it('DATA on a closed stream is answered with STREAM_CLOSED and counted as stray, each time', async () => {
     const { p, id } = await closedStream()
     p.c.write(repeat(3, frames.data(id, 'late')))
-    expect(await ourReset(p.c, id)).toBe(ErrorCode.STREAM_CLOSED)
+    expect(await ourReset(p.c, id)).toBe(Http2ErrorCode.STREAM_CLOSED)
     await goesOn(p)
     expect(p.c.received.filter((f) => f.type === FrameType.RST_STREAM)).toHaveLength(3)
     expect(p.connection.counters.strayFrames).toBe(3)
@@ -145,7 +145,7 @@ describe('frames that do nothing (MAX_STRAY_FRAMES_PER_WINDOW)', () => {
   it('the window slides: the same trickle spread over windows is tolerated', async () => {
     const { p, id } = await closedStream()
     for (let window = 0; window < 3; window++) {
-      p.c.write(repeat(MAX_STRAY_FRAMES_PER_WINDOW, frames.rstStream(id, ErrorCode.CANCEL)))
+      p.c.write(repeat(MAX_STRAY_FRAMES_PER_WINDOW, frames.rstStream(id, Http2ErrorCode.CANCEL)))
       await goesOn(p)
       p.clock.advance(10_000)
     }
@@ -161,7 +161,7 @@ describe('frames that do nothing (MAX_STRAY_FRAMES_PER_WINDOW)', () => {
     for (const stream of streams) p.c.write(frames.data(stream.stream.id, 'late'))
     await goesOn(p)
     expect(p.connection.counters.strayFrames).toBe(1)
-    const answered = p.c.received.filter((f) => f.type === FrameType.RST_STREAM && f.payload.readUInt32BE(0) === ErrorCode.STREAM_CLOSED)
+    const answered = p.c.received.filter((f) => f.type === FrameType.RST_STREAM && f.payload.readUInt32BE(0) === Http2ErrorCode.STREAM_CLOSED)
     expect(answered.map((f) => f.streamId)).toEqual([streams[0]!.stream.id])
   })
 })
@@ -227,11 +227,11 @@ describe('counters', () => {
     p.c.write(frames.windowUpdate(get.stream.id, 0))
     await ourReset(p.c, get.stream.id)
     const reset = await opened(p)
-    p.c.write(frames.rstStream(reset.stream.id, ErrorCode.CANCEL))
+    p.c.write(frames.rstStream(reset.stream.id, Http2ErrorCode.CANCEL))
     await reset.settled
     p.c.write(frames.goaway(2 ** 31 - 1))
     await p.log.nextGoaway()
     expect(p.connection.counters).toMatchObject({ pings: 1, settings: 2, resets: 1, goaways: 1, streamErrors: 1, strayFrames: 0, emptyData: 0 })
-    expect(p.connection.received).toBeGreaterThanOrEqual(6)
+    expect(p.connection.framesReceived).toBeGreaterThanOrEqual(6)
   })
 })
