@@ -182,9 +182,15 @@ const INDEXED = 0
 const INCREMENTAL = 1
 const UNINDEXED = 2
 const OP_SLOTS = 6
+/** Room for this many representations at first: a response head has a dozen or two. */
+const INITIAL_OPS = 64
 
 /** Strings up to this long are copied in a loop: for them that beats a call into C++. */
 const SHORT_STRING = 16
+
+/** Working buffers start this large; one that grew past KEPT_BUFFER for a large block is let go after it. */
+const INITIAL_BUFFER = 1024
+const KEPT_BUFFER = 16 * 1024
 
 /**
  * Above this many octets of literal text in one block, strings that go into
@@ -217,9 +223,9 @@ export class HpackDecoder {
   /** Offset of the next octet to read in the block being decoded. */
   #pos = 0
   /** The representations of the block, as the first pass records them. */
-  #ops = new Int32Array(32 * OP_SLOTS)
+  #ops = new Int32Array(INITIAL_OPS * OP_SLOTS)
   /** The block's literal strings, decoded, one after the other. */
-  #text = Buffer.allocUnsafeSlow(1024)
+  #text = Buffer.allocUnsafeSlow(INITIAL_BUFFER)
   #textLength = 0
 
   /** maxTableSize: the SETTINGS_HEADER_TABLE_SIZE we announced (default 4096). */
@@ -257,6 +263,8 @@ export class HpackDecoder {
     this.#sizeUpdates(src)
     const opsEnd = this.#parse(src)
     this.#emit(opsEnd, field)
+    if (this.#ops.byteLength > KEPT_BUFFER) this.#ops = new Int32Array(INITIAL_OPS * OP_SLOTS)
+    if (this.#text.length > KEPT_BUFFER) this.#text = Buffer.allocUnsafeSlow(INITIAL_BUFFER)
     this.#broken = false
   }
 
@@ -289,7 +297,7 @@ export class HpackDecoder {
     let ops = this.#ops
     let end = 0
     while (this.#pos < src.length) {
-      if (end === ops.length) {
+      if (end + OP_SLOTS > ops.length) {
         ops = new Int32Array(ops.length * 2)
         ops.set(this.#ops)
         this.#ops = ops
@@ -530,7 +538,7 @@ class EncoderTable extends DynamicTable {
  */
 export class HpackEncoder {
   readonly #table = new EncoderTable()
-  #buffer = Buffer.allocUnsafeSlow(1024)
+  #buffer = Buffer.allocUnsafeSlow(INITIAL_BUFFER)
   #length = 0
   /** The smallest and the last table size since the previous block; -1 when the size did not change. */
   #smallestSize = -1
@@ -598,6 +606,7 @@ export class HpackEncoder {
   finish(): Buffer {
     const block = Buffer.allocUnsafe(this.#length)
     this.#buffer.copy(block, 0, 0, this.#length)
+    if (this.#buffer.length > KEPT_BUFFER) this.#buffer = Buffer.allocUnsafeSlow(INITIAL_BUFFER)
     return block
   }
 

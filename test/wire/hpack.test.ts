@@ -254,6 +254,20 @@ describe('decoder', () => {
     expect(decode(new HpackDecoder(), bytes.subarray(1, 6))).toEqual([[':method', 'GET'], [':scheme', 'http'], [':authority', 'a']])
   })
 
+  it('decodes blocks far larger than usual, and the ones after them', () => {
+    const encoder = new HpackEncoder()
+    const decoder = new HpackDecoder()
+    const many: Field[] = Array.from({ length: 5000 }, () => [':method', 'GET'])
+    expect(decode(decoder, encode(encoder, many))).toEqual(many)
+    const huge: Field[] = [['x-huge', 'q'.repeat(40_000)], ...REQUEST_HEAD]
+    expect(decode(decoder, encode(encoder, huge))).toEqual(huge)
+    for (let i = 0; i < 3; i++) expect(decode(decoder, encode(encoder, REQUEST_HEAD))).toEqual(REQUEST_HEAD)
+    // A Huffman-coded value of 20 000 zero octets: 32 000 '0's (5 bits each).
+    const coded = hex(`00 01 61 ff a19b01 ${'00'.repeat(20_000)}`)
+    expect(decode(decoder, coded)).toEqual([['a', '0'.repeat(32_000)]])
+    expect(decode(decoder, encode(encoder, REQUEST_HEAD))).toEqual(REQUEST_HEAD)
+  })
+
   it('decodes an empty block to no fields', () => {
     expect(decode(new HpackDecoder(), new Uint8Array(0))).toEqual([])
   })
