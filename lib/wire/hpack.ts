@@ -228,7 +228,11 @@ export class HpackDecoder {
   #text = Buffer.allocUnsafeSlow(INITIAL_BUFFER)
   #textLength = 0
 
-  /** maxTableSize: the SETTINGS_HEADER_TABLE_SIZE we announced (default 4096). */
+  /**
+   * maxTableSize: the SETTINGS_HEADER_TABLE_SIZE we announced (default 4096).
+   * Both tables start at 4096 octets: below that, the peer's first block must
+   * start with a size update (§4.2), as after any fall of the setting.
+   */
   constructor(maxTableSize = INITIAL_TABLE_SIZE) {
     this.setMaxTableSize(maxTableSize)
   }
@@ -540,18 +544,28 @@ export class HpackEncoder {
   readonly #table = new EncoderTable()
   #buffer = Buffer.allocUnsafeSlow(INITIAL_BUFFER)
   #length = 0
-  /** The smallest and the last table size since the previous block; -1 when the size did not change. */
+  /** The smallest and the last table size to announce at the next block; -1 when there is none. */
   #smallestSize = -1
   #finalSize = -1
   /** Values sent without indexing, with their names. */
   readonly #seen = new Map<string, string>()
 
-  /** maxTableSize: the peer's SETTINGS_HEADER_TABLE_SIZE (default 4096). */
+  /**
+   * maxTableSize: the peer's SETTINGS_HEADER_TABLE_SIZE (default 4096). Both
+   * tables start at 4096 octets; if the encoder uses another size, the first
+   * block announces it.
+   */
   constructor(maxTableSize = INITIAL_TABLE_SIZE) {
-    this.setMaxTableSize(maxTableSize)
+    const used = Math.min(maxTableSize, ENCODER_TABLE_LIMIT)
+    if (used !== INITIAL_TABLE_SIZE) this.#smallestSize = this.#finalSize = used
   }
 
-  /** The peer's SETTINGS_HEADER_TABLE_SIZE changed: the next block starts with a dynamic table size update (§6.3), smallest-then-final if it shrank and grew between blocks. */
+  /**
+   * The peer's SETTINGS_HEADER_TABLE_SIZE changed: the next block starts with
+   * a dynamic table size update (§6.3), smallest-then-final if it shrank and
+   * grew between blocks. The final size is announced even when the encoder's
+   * table keeps its size (it uses at most 4096 octets), as strict peers expect.
+   */
   setMaxTableSize(size: number): void {
     const used = Math.min(size, ENCODER_TABLE_LIMIT)
     this.#smallestSize = this.#smallestSize < 0 ? used : Math.min(this.#smallestSize, used)
@@ -567,9 +581,8 @@ export class HpackEncoder {
   start(): void {
     this.#length = 0
     if (this.#finalSize < 0) return
-    const table = this.#table
-    if (this.#smallestSize < table.maxSize) this.#sizeUpdate(this.#smallestSize)
-    if (this.#finalSize !== table.maxSize) this.#sizeUpdate(this.#finalSize)
+    if (this.#smallestSize < this.#finalSize) this.#sizeUpdate(this.#smallestSize)
+    this.#sizeUpdate(this.#finalSize)
     this.#smallestSize = this.#finalSize = -1
   }
 

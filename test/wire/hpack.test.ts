@@ -513,17 +513,26 @@ describe('encoder', () => {
       expect(encode(encoder, []).toString('hex')).toBe('3f45' + '3fb10f')
     })
 
-    it('sends one update when the setting only fell, and none when it is back where it was', () => {
+    it('sends one update when the setting only fell', () => {
       const encoder = new HpackEncoder()
       encoder.setMaxTableSize(1000)
       encoder.setMaxTableSize(500)
       expect(encode(encoder, [[':method', 'GET']]).toString('hex')).toBe('3fd503' + '82')
-      encoder.setMaxTableSize(4096)
-      encoder.setMaxTableSize(500)
       expect(encode(encoder, [[':method', 'GET']]).toString('hex')).toBe('82')
     })
 
+    it('announces the size after any change of the setting, even one that leaves the table as it was', () => {
+      const encoder = new HpackEncoder()
+      encoder.setMaxTableSize(500)
+      encoder.setMaxTableSize(4096)
+      expect(encode(encoder, []).toString('hex')).toBe('3fd503' + '3fe11f')
+      encoder.setMaxTableSize(65536)
+      expect(encode(encoder, []).toString('hex')).toBe('3fe11f')
+      expect(encode(encoder, []).toString('hex')).toBe('')
+    })
+
     it('uses at most a 4096-octet table, whatever the peer allows', () => {
+      // Both ends' tables start at 4096: nothing to announce.
       const encoder = new HpackEncoder(1 << 20)
       expect(encode(encoder, [[':method', 'GET']]).toString('hex')).toBe('82')
       encoder.setMaxTableSize(1000)
