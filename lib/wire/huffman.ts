@@ -185,6 +185,9 @@ export function huffmanDecodedMax(length: number): number {
 }
 
 // ── Encoding ────────────────────────────────────────────────────────────────
+//
+// HpackEncoder sends literals raw (it says why); the tests and bench/hpack.ts
+// use these to make Huffman strings and to measure what coding would cost.
 
 /** Octets of the Huffman code of `s`. */
 export function huffmanLength(s: string): number {
