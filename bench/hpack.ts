@@ -117,6 +117,54 @@ for (const [encoder, { responses, requests }] of byEncoder) {
   console.log(`${encoder.padEnd(32)} ${r.toFixed(0).padStart(9)}  ${shape(responses)}          ${q.toFixed(0).padStart(8)}  ${shape(requests)}`)
 }
 
+// The brief's typical case: a response on a warm connection. :status 200 and
+// six fields from the dynamic table, then what changes with every response
+// (date, content length, request id) as Huffman-coded literals.
+{
+  const huffman = (text: string) => {
+    const coded = Buffer.alloc(huffmanLength(text))
+    huffmanEncode(text, coded, 0)
+    return Buffer.concat([Buffer.of(0x80 | coded.length), coded])
+  }
+  const constant: [string, string][] = [
+    ['content-type', 'application/json; charset=utf-8'],
+    ['server', 'nginx/1.25.3'],
+    ['vary', 'accept-encoding'],
+    ['cache-control', 'no-store'],
+    ['strict-transport-security', 'max-age=31536000'],
+    ['x-content-type-options', 'nosniff'],
+  ]
+  // Literals with incremental indexing and new names: the first block fills the table.
+  const first = Buffer.concat([Buffer.of(0x88), ...constant.flatMap(([name, value]) => [Buffer.of(0x40), huffman(name), huffman(value)])])
+  const steady = Array.from({ length: 100 }, (_, i) =>
+    Buffer.concat([
+      Buffer.of(0x88),
+      // Indexed: the six entries, at 62 (newest) to 67.
+      Buffer.from(constant.map((_, k) => 0x80 | (62 + k))),
+      // date and content-length: literals without indexing, static names 33 and 28.
+      Buffer.of(0x0f, 33 - 15),
+      huffman(`Tue, 02 Dec 2025 07:${String(10 + (i % 50)).padStart(2, '0')}:${String(i % 60).padStart(2, '0')} GMT`),
+      Buffer.of(0x0f, 28 - 15),
+      huffman(String(200 + i * 37)),
+      Buffer.of(0x00),
+      huffman('x-request-id'),
+      huffman(`7c0e${String(i).padStart(4, '0')}-1c2b-4f6e-9a1d-5e3f2b8c9d0a`),
+    ]),
+  )
+  const decoder = new HpackDecoder()
+  decoder.decode(first, count)
+  const names: string[] = []
+  decoder.decode(steady[0]!, (name) => names.push(name))
+  if (names.join() !== ':status,x-content-type-options,strict-transport-security,cache-control,vary,server,content-type,date,content-length,x-request-id') {
+    throw new Error(`the typical response decodes to ${names.join()}`)
+  }
+  const ns = nsPerBlock(steady.length, () => {
+    for (const block of steady) decoder.decode(block, count)
+  })
+  const octets = steady.reduce((sum, block) => sum + block.length, 0) / steady.length
+  console.log(`\na typical response on a warm connection (10 fields, ${octets.toFixed(0)} octets): ${ns.toFixed(0)} ns`)
+}
+
 // Every encoder directory holds the same header lists; one set suffices for encoding.
 const { responses, requests } = byEncoder.get('nghttp2') ?? byEncoder.values().next().value!
 const sizes = (stories: Story[]) => {

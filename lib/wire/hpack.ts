@@ -5,7 +5,7 @@
  * Names and values are latin1 strings, one char per octet; validating them
  * (lowercase names, pseudo-headers, forbidden octets) is the connection's job.
  */
-import { huffmanDecode, huffmanDecodedMax } from './huffman.js'
+import { huffmanDecode, huffmanDecodedRoom } from './huffman.js'
 
 /** A malformed header block: the connection must end with COMPRESSION_ERROR (RFC 9113 §4.3). */
 export class HpackError extends Error {
@@ -261,11 +261,10 @@ export class HpackDecoder {
   decode(block: Uint8Array, field: (name: string, value: string) => void): void {
     if (this.#broken) throw new HpackError('decoder used again after a header block failed', 0)
     this.#broken = true
-    const src = Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength)
     this.#pos = 0
     this.#textLength = 0
-    this.#sizeUpdates(src)
-    const opsEnd = this.#parse(src)
+    this.#sizeUpdates(block)
+    const opsEnd = this.#parse(block)
     this.#emit(opsEnd, field)
     if (this.#ops.byteLength > KEPT_BUFFER) this.#ops = new Int32Array(INITIAL_OPS * OP_SLOTS)
     if (this.#text.length > KEPT_BUFFER) this.#text = Buffer.allocUnsafeSlow(INITIAL_BUFFER)
@@ -273,7 +272,7 @@ export class HpackDecoder {
   }
 
   /** Dynamic table size updates (§6.3), allowed only before the block's first field. */
-  #sizeUpdates(src: Buffer): void {
+  #sizeUpdates(src: Uint8Array): void {
     while (this.#pos < src.length && (src[this.#pos]! & 0xe0) === 0x20) {
       const start = this.#pos
       const size = this.#integer(src, 0x1f)
@@ -297,7 +296,7 @@ export class HpackDecoder {
   }
 
   /** First pass: records the representations and decodes the literal strings; returns the end of the records. */
-  #parse(src: Buffer): number {
+  #parse(src: Uint8Array): number {
     let ops = this.#ops
     let end = 0
     while (this.#pos < src.length) {
@@ -378,7 +377,7 @@ export class HpackDecoder {
   }
 
   /** A string literal (§5.2): decodes it to the end of the block's text. */
-  #string(src: Buffer): void {
+  #string(src: Uint8Array): void {
     const start = this.#pos
     const huffman = src[start]! & 0x80
     const length = this.#integer(src, 0x7f)
@@ -388,7 +387,7 @@ export class HpackDecoder {
       throw new HpackError(`string of ${length} octets running past the end of the block`, start)
     }
     this.#pos = to
-    const room = this.#textLength + (huffman ? huffmanDecodedMax(length) : length)
+    const room = this.#textLength + (huffman ? huffmanDecodedRoom(length) : length)
     if (room > this.#text.length) {
       const text = Buffer.allocUnsafeSlow(Math.max(room, this.#text.length * 2))
       this.#text.copy(text, 0, 0, this.#textLength)
@@ -398,7 +397,8 @@ export class HpackDecoder {
     if (huffman) {
       this.#textLength = huffmanDecode(src, from, to, text, this.#textLength, huffmanFailed)
     } else if (length > SHORT_STRING) {
-      this.#textLength += src.copy(text, this.#textLength, from, to)
+      text.set(src.subarray(from, to), this.#textLength)
+      this.#textLength += length
     } else {
       let at = this.#textLength
       for (let i = from; i < to; i++) text[at++] = src[i]!
@@ -407,7 +407,7 @@ export class HpackDecoder {
   }
 
   /** An integer with a prefix of the bits in `prefixMask` (§5.1). */
-  #integer(src: Buffer, prefixMask: number): number {
+  #integer(src: Uint8Array, prefixMask: number): number {
     const start = this.#pos
     if (start >= src.length) throw new HpackError('truncated header block', start)
     let value = src[start]! & prefixMask

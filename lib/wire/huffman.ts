@@ -148,7 +148,7 @@ const END_REASONS = ['', 'Huffman padding longer than 7 bits', 'Huffman padding 
 /**
  * Decodes the Huffman string `src[start, end)` into `out` from `at`, and
  * returns where the decoded octets end. `out` must have room for
- * `huffmanDecodedMax(end - start)` octets. On malformed input, calls `fail`
+ * `huffmanDecodedRoom(end - start)` octets. On malformed input, calls `fail`
  * with what was wrong and the offset of the string in `src`.
  */
 export function huffmanDecode(
@@ -179,9 +179,9 @@ export function huffmanDecode(
   return at
 }
 
-/** The most octets a Huffman string of `length` octets decodes to: each symbol takes at least 5 bits. */
-export function huffmanDecodedMax(length: number): number {
-  return Math.floor((length * 8) / 5)
+/** Room enough for what a Huffman string of `length` octets decodes to: each symbol takes at least 5 bits, so under 2 a octet. */
+export function huffmanDecodedRoom(length: number): number {
+  return length * 2
 }
 
 // ── Encoding ────────────────────────────────────────────────────────────────
