@@ -440,8 +440,27 @@ export class HpackDecoder {
  */
 const ENCODER_TABLE_LIMIT = 4096
 
-/** Distinct unindexed values remembered to spot repeats; the memory starts over when full. */
+/** Distinct unindexed values of VARYING_NAMES remembered to spot repeats; the memory starts over when full. */
 const SEEN_LIMIT = 64
+
+/**
+ * Request fields whose values usually change with every request: indexing
+ * each would push the fields that repeat out of the table.
+ */
+const VARYING_NAMES = new Set([
+  ':path',
+  'content-length',
+  'if-match',
+  'if-modified-since',
+  'if-none-match',
+  'if-range',
+  'if-unmodified-since',
+  'range',
+  'grpc-timeout',
+  'traceparent',
+  'x-request-id',
+  'idempotency-key',
+])
 
 /** What the encoder knows of a name: its place in the static table and its entries in the dynamic one. */
 interface KnownName {
@@ -451,6 +470,8 @@ interface KnownName {
   readonly staticValues: ReadonlyMap<string, number>
   /** Values shorter than this are never indexed (§7.1.3): secrets, and cookies short enough to guess. */
   readonly neverIndexBelow: number
+  /** One of VARYING_NAMES: a value is indexed only when it is sent again. */
+  readonly varies: boolean
   /** Id of the newest dynamic table entry with this name; -1 when there is none. */
   newest: number
   /** Ids of the dynamic table entries by value (the newest one's, for a value there twice). */
@@ -464,8 +485,8 @@ const NEVER_INDEXED: Record<string, number> = {
   cookie: 20,
 }
 
-function knownName(staticIndex: number, staticValues: ReadonlyMap<string, number>, neverIndexBelow: number): KnownName {
-  return { staticIndex, staticValues, neverIndexBelow, newest: -1, dynamicValues: new Map() }
+function knownName(name: string, staticIndex: number, staticValues: ReadonlyMap<string, number>, neverIndexBelow: number): KnownName {
+  return { staticIndex, staticValues, neverIndexBelow, varies: VARYING_NAMES.has(name), newest: -1, dynamicValues: new Map() }
 }
 
 /** The static table by name: the names' KnownName before any dynamic table entry. */
@@ -473,7 +494,7 @@ const STATIC_BY_NAME = new Map<string, KnownName>()
 for (const [i, [name, value]] of STATIC_TABLE.entries()) {
   let known = STATIC_BY_NAME.get(name)
   if (known === undefined) {
-    known = knownName(i + 1, new Map(), NEVER_INDEXED[name] ?? 0)
+    known = knownName(name, i + 1, new Map(), NEVER_INDEXED[name] ?? 0)
     STATIC_BY_NAME.set(name, known)
   }
   ;(known.staticValues as Map<string, number>).set(value, i + 1)
@@ -481,8 +502,11 @@ for (const [i, [name, value]] of STATIC_TABLE.entries()) {
 
 const NO_VALUES: ReadonlyMap<string, number> = new Map()
 
-/** A name in neither table; never changed: a name gets its own KnownName when it enters the dynamic table. */
-const UNKNOWN_NAME = knownName(0, NO_VALUES, 0)
+/**
+ * A name in neither table; never changed: a name gets its own KnownName when
+ * it enters the dynamic table. Its `varies` is looked up apart.
+ */
+const UNKNOWN_NAME = knownName('', 0, NO_VALUES, 0)
 
 /** The dynamic table, with what the static and dynamic tables have for each name. */
 class EncoderTable extends DynamicTable {
@@ -499,7 +523,7 @@ class EncoderTable extends DynamicTable {
     if (known !== undefined) return known
     const fromStatic = STATIC_BY_NAME.get(name)
     if (fromStatic === undefined) return UNKNOWN_NAME
-    const learnt = knownName(fromStatic.staticIndex, fromStatic.staticValues, fromStatic.neverIndexBelow)
+    const learnt = knownName(name, fromStatic.staticIndex, fromStatic.staticValues, fromStatic.neverIndexBelow)
     this.#names.set(name, learnt)
     return learnt
   }
@@ -507,7 +531,7 @@ class EncoderTable extends DynamicTable {
   protected override added(name: string, value: string, id: number): void {
     let known = this.known(name)
     if (known === UNKNOWN_NAME) {
-      known = knownName(0, NO_VALUES, 0)
+      known = knownName(name, 0, NO_VALUES, 0)
       this.#names.set(name, known)
     }
     known.newest = id
@@ -535,10 +559,12 @@ class EncoderTable extends DynamicTable {
  * block must reach the peer, in order: each one can change the dynamic table.
  *
  * Fields are sent from the static table where it has them, from the dynamic
- * table once they were added there, and added to it when they repeat: the
- * second time a value is sent it is indexed, so the values that change with
- * every request (paths, content lengths, trace ids) do not push out the ones
- * that do not. Secrets are never indexed (§7.1.3).
+ * table once they were added there, and added to it the first time they are
+ * sent; except the fields whose values usually change with every request
+ * (VARYING_NAMES: paths, content lengths, conditionals, request and trace
+ * ids), added only when a value is sent again: a gRPC method's path gets
+ * indexed, unique paths do not push out the fields that repeat. Secrets are
+ * never indexed (§7.1.3).
  */
 export class HpackEncoder {
   readonly #table = new EncoderTable()
@@ -547,7 +573,7 @@ export class HpackEncoder {
   /** The smallest and the last table size to announce at the next block; -1 when there is none. */
   #smallestSize = -1
   #finalSize = -1
-  /** Values sent without indexing, with their names. */
+  /** Values of VARYING_NAMES sent without indexing, with their names. */
   readonly #seen = new Map<string, string>()
 
   /**
@@ -607,7 +633,7 @@ export class HpackEncoder {
       return
     }
     const nameIndex = known.staticIndex !== 0 ? known.staticIndex : known.newest >= 0 ? table.index(known.newest) : 0
-    if (this.#repeats(name, value)) {
+    if (this.#worthIndexing(known, name, value)) {
       this.#literal(0x40, 0x3f, nameIndex, name, value)
       table.add(name, value)
     } else {
@@ -623,9 +649,10 @@ export class HpackEncoder {
     return block
   }
 
-  /** Whether to add the field to the table: it was sent recently, and it fits without emptying most of the table. */
-  #repeats(name: string, value: string): boolean {
+  /** Whether to add the field to the table: it fits without emptying most of it, and it is likely to be sent again. */
+  #worthIndexing(known: KnownName, name: string, value: string): boolean {
     if ((name.length + value.length + ENTRY_OVERHEAD) * 4 > this.#table.maxSize * 3) return false
+    if (!(known === UNKNOWN_NAME ? VARYING_NAMES.has(name) : known.varies)) return true
     if (this.#seen.get(value) === name) {
       this.#seen.delete(value)
       return true
