@@ -204,10 +204,11 @@ const SLICED_TEXT_LIMIT = 1024
  * arrive: the dynamic table is shared state, so every block must be decoded
  * completely (the caller drops the fields it does not want by ignoring them).
  *
- * A block is decoded in two passes. The first checks the whole block and
- * writes every literal string, raw or Huffman-coded, into one buffer; the
- * second turns that into one string and hands out slices of it. Making a
- * string from octets costs a call into C++ (some 50–100 ns); a slice does not.
+ * A block is decoded in two passes. The first parses it and writes every
+ * literal string, raw or Huffman-coded, into one buffer; the second makes one
+ * string of that buffer, resolves the indices against the table as the
+ * block changes it, and hands out slices. Making a string from octets costs
+ * a call into C++ (some 50–100 ns); a slice does not.
  */
 export class HpackDecoder {
   readonly #table = new DynamicTable()
