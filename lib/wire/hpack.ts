@@ -5,7 +5,7 @@
  * Names and values are latin1 strings, one char per octet; validating them
  * (lowercase names, pseudo-headers, forbidden octets) is the connection's job.
  */
-import { huffmanDecode, huffmanEncode, huffmanLength, type Latin1Buffer } from './huffman.js'
+import { huffmanDecode, huffmanDecodedRoom } from './huffman.js'
 
 /** A malformed header block: the connection must end with COMPRESSION_ERROR (RFC 9113 §4.3). */
 export class HpackError extends Error {
@@ -174,10 +174,41 @@ function huffmanFailed(reason: string, offset: number): never {
   throw new HpackError(reason, offset)
 }
 
+// A field representation as the first pass records it, in 6 slots:
+// kind, index (of the field, or of the name; 0: a literal name), offset in
+// the block, then where the literal name starts, where it ends and the
+// value starts, and where the value ends in the block's text.
+const INDEXED = 0
+const INCREMENTAL = 1
+const UNINDEXED = 2
+const OP_SLOTS = 6
+/** Room for this many representations at first: a response head has a dozen or two. */
+const INITIAL_OPS = 64
+
+/** Strings up to this long are copied in a loop: for them that beats a call into C++. */
+const SHORT_STRING = 16
+
+/** Working buffers start this large; one that grew past KEPT_BUFFER for a large block is let go after it. */
+const INITIAL_BUFFER = 1024
+const KEPT_BUFFER = 16 * 1024
+
+/**
+ * Above this many octets of literal text in one block, strings that go into
+ * the dynamic table are copied out rather than sliced, so that an entry does
+ * not keep a large block's text alive.
+ */
+const SLICED_TEXT_LIMIT = 1024
+
 /**
  * Decodes the header blocks of one connection's responses, in the order they
  * arrive: the dynamic table is shared state, so every block must be decoded
  * completely (the caller drops the fields it does not want by ignoring them).
+ *
+ * A block is decoded in two passes. The first parses it and writes every
+ * literal string, raw or Huffman-coded, into one buffer; the second makes one
+ * string of that buffer, resolves the indices against the table as the
+ * block changes it, and hands out slices. Making a string from octets costs
+ * a call into C++ (some 50–100 ns); a slice does not.
  */
 export class HpackDecoder {
   readonly #table = new DynamicTable()
@@ -192,8 +223,17 @@ export class HpackDecoder {
   #broken = false
   /** Offset of the next octet to read in the block being decoded. */
   #pos = 0
+  /** The representations of the block, as the first pass records them. */
+  #ops = new Int32Array(INITIAL_OPS * OP_SLOTS)
+  /** The block's literal strings, decoded, one after the other. */
+  #text = Buffer.allocUnsafeSlow(INITIAL_BUFFER)
+  #textLength = 0
 
-  /** maxTableSize: the SETTINGS_HEADER_TABLE_SIZE we announced (default 4096). */
+  /**
+   * maxTableSize: the SETTINGS_HEADER_TABLE_SIZE we announced (default 4096).
+   * Both tables start at 4096 octets: below that, the peer's first block must
+   * start with a size update (§4.2), as after any fall of the setting.
+   */
   constructor(maxTableSize = INITIAL_TABLE_SIZE) {
     this.setMaxTableSize(maxTableSize)
   }
@@ -222,43 +262,18 @@ export class HpackDecoder {
   decode(block: Uint8Array, field: (name: string, value: string) => void): void {
     if (this.#broken) throw new HpackError('decoder used again after a header block failed', 0)
     this.#broken = true
-    const src = (Buffer.isBuffer(block) ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength)) as Latin1Buffer
-    const table = this.#table
-    const end = src.length
     this.#pos = 0
-    this.#sizeUpdates(src)
-    while (this.#pos < end) {
-      const start = this.#pos
-      const octet = src[start]!
-      if (octet & 0x80) {
-        // Indexed field (§6.1).
-        const index = this.#integer(src, 0x7f)
-        if (index <= STATIC_COUNT) {
-          if (index === 0) throw new HpackError('index 0', start)
-          field(STATIC_NAMES[index]!, STATIC_VALUES[index]!)
-        } else {
-          const age = this.#dynamicAge(index, start)
-          field(table.name(age), table.value(age))
-        }
-      } else if (octet & 0x40) {
-        // Literal with incremental indexing (§6.2.1).
-        const name = this.#literalName(src, 0x3f, start)
-        const value = this.#string(src)
-        table.add(name, value)
-        field(name, value)
-      } else if (octet & 0x20) {
-        throw new HpackError('dynamic table size update after a field', start)
-      } else {
-        // Literal without indexing (§6.2.2) or never indexed (§6.2.3): the same to a decoder that does not re-encode.
-        const name = this.#literalName(src, 0x0f, start)
-        field(name, this.#string(src))
-      }
-    }
+    this.#textLength = 0
+    this.#sizeUpdates(block)
+    const opsEnd = this.#parse(block)
+    this.#emit(opsEnd, field)
+    if (this.#ops.byteLength > KEPT_BUFFER) this.#ops = new Int32Array(INITIAL_OPS * OP_SLOTS)
+    if (this.#text.length > KEPT_BUFFER) this.#text = Buffer.allocUnsafeSlow(INITIAL_BUFFER)
     this.#broken = false
   }
 
   /** Dynamic table size updates (§6.3), allowed only before the block's first field. */
-  #sizeUpdates(src: Latin1Buffer): void {
+  #sizeUpdates(src: Uint8Array): void {
     while (this.#pos < src.length && (src[this.#pos]! & 0xe0) === 0x20) {
       const start = this.#pos
       const size = this.#integer(src, 0x1f)
@@ -281,6 +296,79 @@ export class HpackDecoder {
     }
   }
 
+  /** First pass: records the representations and decodes the literal strings; returns the end of the records. */
+  #parse(src: Uint8Array): number {
+    let ops = this.#ops
+    let end = 0
+    while (this.#pos < src.length) {
+      if (end + OP_SLOTS > ops.length) {
+        ops = new Int32Array(ops.length * 2)
+        ops.set(this.#ops)
+        this.#ops = ops
+      }
+      const start = this.#pos
+      const octet = src[start]!
+      if (octet & 0x80) {
+        // Indexed field (§6.1).
+        const index = this.#integer(src, 0x7f)
+        if (index === 0) throw new HpackError('index 0', start)
+        ops[end] = INDEXED
+        ops[end + 1] = index
+      } else {
+        if ((octet & 0xe0) === 0x20) throw new HpackError('dynamic table size update after a field', start)
+        // With incremental indexing (§6.2.1); without indexing (§6.2.2) or never indexed (§6.2.3),
+        // which are the same to a decoder that does not re-encode.
+        const incremental = octet & 0x40
+        const index = this.#integer(src, incremental ? 0x3f : 0x0f)
+        ops[end] = incremental ? INCREMENTAL : UNINDEXED
+        ops[end + 1] = index
+        ops[end + 3] = this.#textLength
+        if (index === 0) this.#string(src)
+        ops[end + 4] = this.#textLength
+        this.#string(src)
+        ops[end + 5] = this.#textLength
+      }
+      ops[end + 2] = start
+      end += OP_SLOTS
+    }
+    return end
+  }
+
+  /** Second pass: resolves the indices, fills the dynamic table, and calls `field` for each field. */
+  #emit(opsEnd: number, field: (name: string, value: string) => void): void {
+    const ops = this.#ops
+    const table = this.#table
+    const textLength = this.#textLength
+    const text = textLength === 0 ? '' : this.#text.toString('latin1', 0, textLength)
+    for (let op = 0; op < opsEnd; op += OP_SLOTS) {
+      const kind = ops[op]!
+      const index = ops[op + 1]!
+      if (kind === INDEXED) {
+        if (index <= STATIC_COUNT) {
+          field(STATIC_NAMES[index]!, STATIC_VALUES[index]!)
+        } else {
+          const age = this.#dynamicAge(index, ops[op + 2]!)
+          field(table.name(age), table.value(age))
+        }
+        continue
+      }
+      const split = ops[op + 4]!
+      let name: string
+      if (index === 0) name = text.substring(ops[op + 3]!, split)
+      else if (index <= STATIC_COUNT) name = STATIC_NAMES[index]!
+      else name = table.name(this.#dynamicAge(index, ops[op + 2]!))
+      const value = text.substring(split, ops[op + 5]!)
+      if (kind === INCREMENTAL) {
+        if (textLength > SLICED_TEXT_LIMIT) {
+          table.add(index === 0 ? this.#text.toString('latin1', ops[op + 3]!, split) : name, this.#text.toString('latin1', split, ops[op + 5]!))
+        } else {
+          table.add(name, value)
+        }
+      }
+      field(name, value)
+    }
+  }
+
   #dynamicAge(index: number, start: number): number {
     const age = index - STATIC_COUNT - 1
     if (age >= this.#table.count) {
@@ -289,28 +377,38 @@ export class HpackDecoder {
     return age
   }
 
-  #literalName(src: Latin1Buffer, prefixMask: number, start: number): string {
-    const index = this.#integer(src, prefixMask)
-    if (index === 0) return this.#string(src)
-    if (index <= STATIC_COUNT) return STATIC_NAMES[index]!
-    return this.#table.name(this.#dynamicAge(index, start))
-  }
-
-  /** A string literal (§5.2). */
-  #string(src: Latin1Buffer): string {
+  /** A string literal (§5.2): decodes it to the end of the block's text. */
+  #string(src: Uint8Array): void {
     const start = this.#pos
     const huffman = src[start]! & 0x80
     const length = this.#integer(src, 0x7f)
     const from = this.#pos
+    const to = from + length
     if (length > src.length - from) {
       throw new HpackError(`string of ${length} octets running past the end of the block`, start)
     }
-    this.#pos = from + length
-    return huffman ? huffmanDecode(src, from, from + length, huffmanFailed) : src.latin1Slice(from, from + length)
+    this.#pos = to
+    const room = this.#textLength + (huffman ? huffmanDecodedRoom(length) : length)
+    if (room > this.#text.length) {
+      const text = Buffer.allocUnsafeSlow(Math.max(room, this.#text.length * 2))
+      this.#text.copy(text, 0, 0, this.#textLength)
+      this.#text = text
+    }
+    const text = this.#text
+    if (huffman) {
+      this.#textLength = huffmanDecode(src, from, to, text, this.#textLength, huffmanFailed)
+    } else if (length > SHORT_STRING) {
+      text.set(src.subarray(from, to), this.#textLength)
+      this.#textLength += length
+    } else {
+      let at = this.#textLength
+      for (let i = from; i < to; i++) text[at++] = src[i]!
+      this.#textLength = at
+    }
   }
 
   /** An integer with a prefix of the bits in `prefixMask` (§5.1). */
-  #integer(src: Latin1Buffer, prefixMask: number): number {
+  #integer(src: Uint8Array, prefixMask: number): number {
     const start = this.#pos
     if (start >= src.length) throw new HpackError('truncated header block', start)
     let value = src[start]! & prefixMask
@@ -343,16 +441,42 @@ export class HpackDecoder {
  */
 const ENCODER_TABLE_LIMIT = 4096
 
-/** Distinct unindexed values remembered to spot repeats; the memory starts over when full. */
+/** Distinct unindexed values of VARYING_NAMES remembered to spot repeats; the memory starts over when full. */
 const SEEN_LIMIT = 64
 
-interface StaticName {
-  /** The first index with this name. */
-  index: number
-  /** The index of each value the table has for this name. */
-  byValue: Map<string, number>
-  /** Values shorter than this are never indexed (§7.1.3): secrets, or cookies short enough to guess. */
-  neverIndexBelow: number
+/**
+ * Request fields whose values usually change with every request: indexing
+ * each would push the fields that repeat out of the table.
+ */
+const VARYING_NAMES = new Set([
+  ':path',
+  'content-length',
+  'if-match',
+  'if-modified-since',
+  'if-none-match',
+  'if-range',
+  'if-unmodified-since',
+  'range',
+  'grpc-timeout',
+  'traceparent',
+  'x-request-id',
+  'idempotency-key',
+])
+
+/** What the encoder knows of a name: its place in the static table and its entries in the dynamic one. */
+interface KnownName {
+  /** The first static table index with this name; 0 when there is none. */
+  readonly staticIndex: number
+  /** Static table indices by value. */
+  readonly staticValues: ReadonlyMap<string, number>
+  /** Values shorter than this are never indexed (§7.1.3): secrets, and cookies short enough to guess. */
+  readonly neverIndexBelow: number
+  /** One of VARYING_NAMES: a value is indexed only when it is sent again. */
+  readonly varies: boolean
+  /** Id of the newest dynamic table entry with this name; -1 when there is none. */
+  newest: number
+  /** Ids of the dynamic table entries by value (the newest one's, for a value there twice). */
+  readonly dynamicValues: Map<string, number>
 }
 
 const NEVER_INDEXED: Record<string, number> = {
@@ -362,47 +486,72 @@ const NEVER_INDEXED: Record<string, number> = {
   cookie: 20,
 }
 
-const STATIC_BY_NAME = new Map<string, StaticName>()
+function knownName(name: string, staticIndex: number, staticValues: ReadonlyMap<string, number>, neverIndexBelow: number): KnownName {
+  return { staticIndex, staticValues, neverIndexBelow, varies: VARYING_NAMES.has(name), newest: -1, dynamicValues: new Map() }
+}
+
+/** The static table by name: the names' KnownName before any dynamic table entry. */
+const STATIC_BY_NAME = new Map<string, KnownName>()
 for (const [i, [name, value]] of STATIC_TABLE.entries()) {
-  let entry = STATIC_BY_NAME.get(name)
-  if (entry === undefined) {
-    entry = { index: i + 1, byValue: new Map(), neverIndexBelow: NEVER_INDEXED[name] ?? 0 }
-    STATIC_BY_NAME.set(name, entry)
+  let known = STATIC_BY_NAME.get(name)
+  if (known === undefined) {
+    known = knownName(name, i + 1, new Map(), NEVER_INDEXED[name] ?? 0)
+    STATIC_BY_NAME.set(name, known)
   }
-  entry.byValue.set(value, i + 1)
+  ;(known.staticValues as Map<string, number>).set(value, i + 1)
 }
 
-interface DynamicName {
-  /** Id of the newest entry with this name. */
-  newest: number
-  /** Id of the newest entry with each value. */
-  byValue: Map<string, number>
-}
+const NO_VALUES: ReadonlyMap<string, number> = new Map()
 
-/** The dynamic table with an index of its entries by name and value. */
+/**
+ * A name in neither table; never changed: a name gets its own KnownName when
+ * it enters the dynamic table. Its `varies` is looked up apart.
+ */
+const UNKNOWN_NAME = knownName('', 0, NO_VALUES, 0)
+
+/** The dynamic table, with what the static and dynamic tables have for each name. */
 class EncoderTable extends DynamicTable {
-  readonly byName = new Map<string, DynamicName>()
+  /** The static table's names once used, and the dynamic table's. */
+  readonly #names = new Map<string, KnownName>()
 
   /** The index (§2.3.3) of the entry with this id. */
   index(id: number): number {
     return STATIC_COUNT + this.inserted - id
   }
 
+  known(name: string): KnownName {
+    const known = this.#names.get(name)
+    if (known !== undefined) return known
+    const fromStatic = STATIC_BY_NAME.get(name)
+    if (fromStatic === undefined) return UNKNOWN_NAME
+    const learnt = knownName(name, fromStatic.staticIndex, fromStatic.staticValues, fromStatic.neverIndexBelow)
+    this.#names.set(name, learnt)
+    return learnt
+  }
+
   protected override added(name: string, value: string, id: number): void {
-    const entries = this.byName.get(name)
-    if (entries === undefined) {
-      this.byName.set(name, { newest: id, byValue: new Map([[value, id]]) })
-    } else {
-      entries.newest = id
-      entries.byValue.set(value, id)
+    let known = this.known(name)
+    if (known === UNKNOWN_NAME) {
+      known = knownName(name, 0, NO_VALUES, 0)
+      this.#names.set(name, known)
     }
+    known.newest = id
+    known.dynamicValues.set(value, id)
   }
 
   protected override evicted(name: string, value: string, id: number): void {
-    const entries = this.byName.get(name)!
+    const known = this.#names.get(name)!
     // The oldest entry goes first: if it was the newest with its name, it was the only one.
-    if (entries.newest === id) this.byName.delete(name)
-    else if (entries.byValue.get(value) === id) entries.byValue.delete(value)
+    if (known.newest === id) {
+      if (known.staticIndex === 0) {
+        this.#names.delete(name)
+      } else {
+        known.newest = -1
+        known.dynamicValues.clear()
+      }
+    } else if (known.dynamicValues.get(value) === id) {
+      known.dynamicValues.delete(value)
+    }
   }
 }
 
@@ -411,27 +560,39 @@ class EncoderTable extends DynamicTable {
  * block must reach the peer, in order: each one can change the dynamic table.
  *
  * Fields are sent from the static table where it has them, from the dynamic
- * table once they were added there, and added to it when they repeat: the
- * second time a value is sent it is indexed, so the values that change with
- * every request (paths, content lengths, trace ids) do not push out the ones
- * that do not. Secrets are never indexed (§7.1.3).
+ * table once they were added there, and added to it the first time they are
+ * sent; except the fields whose values usually change with every request
+ * (VARYING_NAMES: paths, content lengths, conditionals, request and trace
+ * ids), added only when a value is sent again: a gRPC method's path gets
+ * indexed, unique paths do not push out the fields that repeat. Secrets are
+ * never indexed (§7.1.3).
  */
 export class HpackEncoder {
   readonly #table = new EncoderTable()
-  #buffer = Buffer.allocUnsafeSlow(1024)
+  #buffer = Buffer.allocUnsafeSlow(INITIAL_BUFFER)
   #length = 0
-  /** The smallest and the last table size since the previous block; -1 when the size did not change. */
+  /** The smallest and the last table size to announce at the next block; -1 when there is none. */
   #smallestSize = -1
   #finalSize = -1
-  /** Values sent without indexing, with their names. */
+  /** Values of VARYING_NAMES sent without indexing, with their names. */
   readonly #seen = new Map<string, string>()
 
-  /** maxTableSize: the peer's SETTINGS_HEADER_TABLE_SIZE (default 4096). */
+  /**
+   * maxTableSize: the peer's SETTINGS_HEADER_TABLE_SIZE (default 4096). Both
+   * tables start at 4096 octets; if the encoder uses another size, the first
+   * block announces it.
+   */
   constructor(maxTableSize = INITIAL_TABLE_SIZE) {
-    this.setMaxTableSize(maxTableSize)
+    const used = Math.min(maxTableSize, ENCODER_TABLE_LIMIT)
+    if (used !== INITIAL_TABLE_SIZE) this.#smallestSize = this.#finalSize = used
   }
 
-  /** The peer's SETTINGS_HEADER_TABLE_SIZE changed: the next block starts with a dynamic table size update (§6.3), smallest-then-final if it shrank and grew between blocks. */
+  /**
+   * The peer's SETTINGS_HEADER_TABLE_SIZE changed: the next block starts with
+   * a dynamic table size update (§6.3), smallest-then-final if it shrank and
+   * grew between blocks. The final size is announced even when the encoder's
+   * table keeps its size (it uses at most 4096 octets), as strict peers expect.
+   */
   setMaxTableSize(size: number): void {
     const used = Math.min(size, ENCODER_TABLE_LIMIT)
     this.#smallestSize = this.#smallestSize < 0 ? used : Math.min(this.#smallestSize, used)
@@ -447,9 +608,8 @@ export class HpackEncoder {
   start(): void {
     this.#length = 0
     if (this.#finalSize < 0) return
-    const table = this.#table
-    if (this.#smallestSize < table.maxSize) this.#sizeUpdate(this.#smallestSize)
-    if (this.#finalSize !== table.maxSize) this.#sizeUpdate(this.#finalSize)
+    if (this.#smallestSize < this.#finalSize) this.#sizeUpdate(this.#smallestSize)
+    this.#sizeUpdate(this.#finalSize)
     this.#smallestSize = this.#finalSize = -1
   }
 
@@ -458,26 +618,23 @@ export class HpackEncoder {
     // Two string lengths of at most 5 octets and an index of at most 3 (indices stay below 200).
     this.#reserve(name.length + value.length + 13)
     const table = this.#table
-    const fromStatic = STATIC_BY_NAME.get(name)
-    if (fromStatic !== undefined) {
-      if (value.length < fromStatic.neverIndexBelow) {
-        this.#literal(0x10, 0x0f, fromStatic.index, name, value)
-        return
-      }
-      const index = fromStatic.byValue.get(value)
-      if (index !== undefined) {
-        this.#integer(index, 0x7f, 0x80)
-        return
-      }
+    const known = table.known(name)
+    if (value.length < known.neverIndexBelow) {
+      this.#literal(0x10, 0x0f, known.staticIndex, name, value)
+      return
     }
-    const fromDynamic = table.byName.get(name)
-    const id = fromDynamic?.byValue.get(value)
+    const staticIndex = known.staticValues.get(value)
+    if (staticIndex !== undefined) {
+      this.#integer(staticIndex, 0x7f, 0x80)
+      return
+    }
+    const id = known.dynamicValues.get(value)
     if (id !== undefined) {
       this.#integer(table.index(id), 0x7f, 0x80)
       return
     }
-    const nameIndex = fromStatic !== undefined ? fromStatic.index : fromDynamic !== undefined ? table.index(fromDynamic.newest) : 0
-    if (this.#repeats(name, value)) {
+    const nameIndex = known.staticIndex !== 0 ? known.staticIndex : known.newest >= 0 ? table.index(known.newest) : 0
+    if (this.#worthIndexing(known, name, value)) {
       this.#literal(0x40, 0x3f, nameIndex, name, value)
       table.add(name, value)
     } else {
@@ -489,12 +646,14 @@ export class HpackEncoder {
   finish(): Buffer {
     const block = Buffer.allocUnsafe(this.#length)
     this.#buffer.copy(block, 0, 0, this.#length)
+    if (this.#buffer.length > KEPT_BUFFER) this.#buffer = Buffer.allocUnsafeSlow(INITIAL_BUFFER)
     return block
   }
 
-  /** Whether to add the field to the table: it was sent recently, and it fits without emptying most of the table. */
-  #repeats(name: string, value: string): boolean {
+  /** Whether to add the field to the table: it fits without emptying most of it, and it is likely to be sent again. */
+  #worthIndexing(known: KnownName, name: string, value: string): boolean {
     if ((name.length + value.length + ENTRY_OVERHEAD) * 4 > this.#table.maxSize * 3) return false
+    if (!(known === UNKNOWN_NAME ? VARYING_NAMES.has(name) : known.varies)) return true
     if (this.#seen.get(value) === name) {
       this.#seen.delete(value)
       return true
@@ -516,17 +675,20 @@ export class HpackEncoder {
     this.#string(value)
   }
 
-  /** A string literal (§5.2), Huffman-coded when that is shorter. */
+  /**
+   * A string literal (§5.2), never Huffman-coded: that saves about a fifth
+   * of a literal's octets but costs 10–20 ns of CPU for each octet saved,
+   * where sending an octet (AES-GCM included) costs under 1 ns, and the
+   * peer's decoder pays again (see bench/hpack.ts).
+   */
   #string(s: string): void {
     const length = s.length
-    const coded = huffmanLength(s)
-    if (coded < length) {
-      this.#integer(coded, 0x7f, 0x80)
-      this.#length = huffmanEncode(s, this.#buffer, this.#length)
-      return
-    }
     this.#integer(length, 0x7f, 0)
     const buffer = this.#buffer
+    if (length > SHORT_STRING) {
+      this.#length += buffer.write(s, this.#length, 'latin1')
+      return
+    }
     let at = this.#length
     // A Uint8Array store keeps a char's low 8 bits: latin1.
     for (let i = 0; i < length; i++) buffer[at++] = s.charCodeAt(i)

@@ -52,15 +52,44 @@ function canonicalCodes(lengths: Uint8Array): Uint32Array {
 
 // ── Decoding ────────────────────────────────────────────────────────────────
 //
-// A state is an internal node of the code tree (there are 256 for 257
-// leaves; 0 is the root) or DEAD, reached by decoding EOS. Each transition
-// consumes 4 bits; since the shortest code is 5 bits long, a transition
-// completes at most one symbol. Entry: next state in bits 0–8, the completed
-// symbol in bits 9–16, EMITS in bit 17.
+// A state machine reads an octet at a time. A state is an internal node of
+// the code tree (there are 256 for 257 leaves; 0 is the root) or DEAD,
+// reached by decoding EOS. Since the shortest code is 5 bits long, reading 4
+// bits completes at most one symbol, and reading 8 at most two.
+//
+// The octet transitions (257 × 256) take long to compute, so a state's row
+// is computed from the nibble transitions (257 × 16, computed at load) the
+// first time the state is met; most rows are never needed.
 
 const DEAD = 256
-const EMITS = 1 << 17
-const transitions = new Uint32Array((DEAD + 1) * 16)
+
+/** Nibble transition: next state in bits 0–8, the completed symbol in bits 9–16, NIBBLE_EMITS in bit 17. */
+const nibbleTransitions = new Uint32Array((DEAD + 1) * 16)
+const NIBBLE_EMITS = 1 << 17
+
+/**
+ * Octet transition: next state in bits 0–8, EMITS_ONE in bit 9, EMITS_TWO in
+ * bit 10, the first symbol in bits 11–18, the second in bits 19–26. 0: the
+ * row is not computed yet (no transition is 0: one back to the root emits).
+ */
+const octetTransitions = new Uint32Array((DEAD + 1) * 256)
+const EMITS_ONE = 1 << 9
+const EMITS_TWO = 1 << 10
+
+function computeRow(state: number): void {
+  for (let octet = 0; octet < 256; octet++) {
+    const high = nibbleTransitions[state * 16 + (octet >>> 4)]!
+    const low = nibbleTransitions[(high & 0x1ff) * 16 + (octet & 15)]!
+    let entry = low & 0x1ff
+    if (high & NIBBLE_EMITS) {
+      entry |= EMITS_ONE | (((high >>> 9) & 0xff) << 11)
+      if (low & NIBBLE_EMITS) entry |= EMITS_TWO | (((low >>> 9) & 0xff) << 19)
+    } else if (low & NIBBLE_EMITS) {
+      entry |= EMITS_ONE | (((low >>> 9) & 0xff) << 11)
+    }
+    octetTransitions[state * 256 + octet] = entry
+  }
+}
 
 /** How a string that ends in a state ends: only the root and ≤ 7 bits of an all-ones path (EOS's prefix) are valid padding. */
 const END_OK = 0
@@ -99,14 +128,14 @@ const endings = new Uint8Array(DEAD + 1).fill(END_PADDING_NOT_ONES)
           node = DEAD
           break
         } else {
-          entry = EMITS | ((child & ~LEAF) << 9)
+          entry = NIBBLE_EMITS | ((child & ~LEAF) << 9)
           node = 0
         }
       }
-      transitions[state * 16 + nibble] = entry | node
+      nibbleTransitions[state * 16 + nibble] = entry | node
     }
   }
-  for (let nibble = 0; nibble < 16; nibble++) transitions[DEAD * 16 + nibble] = DEAD
+  for (let nibble = 0; nibble < 16; nibble++) nibbleTransitions[DEAD * 16 + nibble] = DEAD
 
   endings[DEAD] = END_EOS
   for (let node = 0, ones = 0; node < LEAF; node = children[node * 2 + 1]!, ones++) {
@@ -116,42 +145,49 @@ const endings = new Uint8Array(DEAD + 1).fill(END_PADDING_NOT_ONES)
 
 const END_REASONS = ['', 'Huffman padding longer than 7 bits', 'Huffman padding that is not all ones', 'the EOS symbol inside a Huffman string']
 
-/** Buffer's undocumented latin1Slice: what toString('latin1', start, end) calls after checking its arguments. */
-export type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string }
-
-/** Decoded octets land here; decoding is synchronous, so one buffer serves all. */
-let scratch = Buffer.allocUnsafeSlow(1024) as Latin1Buffer
-
 /**
- * Decodes the Huffman string `src[start, end)` as latin1. On malformed input
- * calls `fail` with what was wrong and the offset of the string in `src`.
+ * Decodes the Huffman string `src[start, end)` into `out` from `at`, and
+ * returns where the decoded octets end. `out` must have room for
+ * `huffmanDecodedRoom(end - start)` octets. On malformed input, calls `fail`
+ * with what was wrong and the offset of the string in `src`.
  */
 export function huffmanDecode(
   src: Uint8Array,
   start: number,
   end: number,
+  out: Uint8Array,
+  at: number,
   fail: (reason: string, offset: number) => never,
-): string {
-  // Each symbol takes at least 5 bits.
-  const most = Math.floor(((end - start) * 8) / 5)
-  if (most > scratch.length) scratch = Buffer.allocUnsafeSlow(Math.max(most, scratch.length * 2)) as Latin1Buffer
-  const out = scratch
+): number {
   let state = 0
-  let length = 0
   for (let i = start; i < end; i++) {
-    const octet = src[i]!
-    let entry = transitions[state * 16 + (octet >>> 4)]!
-    if (entry & EMITS) out[length++] = entry >>> 9
-    entry = transitions[(entry & 0x1ff) * 16 + (octet & 15)]!
-    if (entry & EMITS) out[length++] = entry >>> 9
+    const row = state * 256
+    let entry = octetTransitions[row + src[i]!]!
+    if (entry === 0) {
+      computeRow(state)
+      entry = octetTransitions[row + src[i]!]!
+    }
+    // A Uint8Array store keeps the low 8 bits: the symbol.
+    if (entry & EMITS_ONE) {
+      out[at++] = entry >>> 11
+      if (entry & EMITS_TWO) out[at++] = entry >>> 19
+    }
     state = entry & 0x1ff
   }
   const ending = endings[state]!
   if (ending !== END_OK) fail(END_REASONS[ending]!, start)
-  return out.latin1Slice(0, length)
+  return at
+}
+
+/** Room enough for what a Huffman string of `length` octets decodes to: each symbol takes at least 5 bits, so under 2 a octet. */
+export function huffmanDecodedRoom(length: number): number {
+  return length * 2
 }
 
 // ── Encoding ────────────────────────────────────────────────────────────────
+//
+// HpackEncoder sends literals raw (it says why); the tests and bench/hpack.ts
+// use these to make Huffman strings and to measure what coding would cost.
 
 /** Octets of the Huffman code of `s`. */
 export function huffmanLength(s: string): number {

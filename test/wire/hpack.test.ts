@@ -222,10 +222,10 @@ describe('decoder', () => {
     decoder.setMaxTableSize(40)
     expect(decode(decoder, hex('3f09 82'))).toEqual([[':method', 'GET']])
     expect(decoder.tableEntries).toEqual([['c', 'd']])
-    // A higher setting needs no update; the encoder may take it up.
+    // A higher setting needs no update; the encoder may take it up, to 8192 here.
     decoder.setMaxTableSize(8192)
     expect(decode(decoder, hex('82'))).toEqual([[':method', 'GET']])
-    decode(decoder, hex('3fe13f'))
+    expect(decode(decoder, hex('3fe13f'))).toEqual([])
   })
 
   it('after the setting fell and rose again, takes the smallest first, then the final size', () => {
@@ -233,6 +233,14 @@ describe('decoder', () => {
     decoder.setMaxTableSize(100)
     decoder.setMaxTableSize(4096)
     expect(decode(decoder, hex('3f45 3fe11f 82'))).toEqual([[':method', 'GET']])
+  })
+
+  it('fills the table right from a block with much literal text', () => {
+    const decoder = new HpackDecoder()
+    const long = 'z'.repeat(1500)
+    const block = hex(`00 01 61 7f dd 0a ${Buffer.from(long).toString('hex')} 40 03 782d61 06 73746f726564`)
+    expect(decode(decoder, block)).toEqual([['a', long], ['x-a', 'stored']])
+    expect(decode(decoder, hex('be'))).toEqual([['x-a', 'stored']])
   })
 
   it('returns names and values as latin1, one char per octet', () => {
@@ -246,18 +254,34 @@ describe('decoder', () => {
     expect(decode(new HpackDecoder(), bytes.subarray(1, 6))).toEqual([[':method', 'GET'], [':scheme', 'http'], [':authority', 'a']])
   })
 
+  it('decodes blocks far larger than usual, and the ones after them', () => {
+    const encoder = new HpackEncoder()
+    const decoder = new HpackDecoder()
+    const many: Field[] = Array.from({ length: 5000 }, () => [':method', 'GET'])
+    expect(decode(decoder, encode(encoder, many))).toEqual(many)
+    const huge: Field[] = [['x-huge', 'q'.repeat(40_000)], ...REQUEST_HEAD]
+    expect(decode(decoder, encode(encoder, huge))).toEqual(huge)
+    for (let i = 0; i < 3; i++) expect(decode(decoder, encode(encoder, REQUEST_HEAD))).toEqual(REQUEST_HEAD)
+    // A Huffman-coded value of 20 000 zero octets: 32 000 '0's (5 bits each).
+    const coded = hex(`00 01 61 ff a19b01 ${'00'.repeat(20_000)}`)
+    expect(decode(decoder, coded)).toEqual([['a', '0'.repeat(32_000)]])
+    expect(decode(decoder, encode(encoder, REQUEST_HEAD))).toEqual(REQUEST_HEAD)
+  })
+
   it('decodes an empty block to no fields', () => {
     expect(decode(new HpackDecoder(), new Uint8Array(0))).toEqual([])
   })
 
   it('keeps the table whole when the caller ignores the fields', () => {
-    const block = hex(SEQUENCES[3]!.wires[0]!)
     const ignoring = new HpackDecoder(256)
     const keeping = new HpackDecoder(256)
-    ignoring.decode(hex(SIZE_UPDATE_256 + SEQUENCES[3]!.wires[0]!), () => {})
-    decode(keeping, hex(SIZE_UPDATE_256 + SEQUENCES[3]!.wires[0]!))
-    expect(block.length).toBeGreaterThan(0)
-    expect(ignoring.tableEntries).toEqual(keeping.tableEntries)
+    for (const [i, wire] of SEQUENCES[3]!.wires.entries()) {
+      const block = hex(i === 0 ? SIZE_UPDATE_256 + wire : wire)
+      ignoring.decode(block, () => {})
+      decode(keeping, block)
+      expect(ignoring.tableEntries).toEqual(keeping.tableEntries)
+    }
+    expect(ignoring.tableEntries).toEqual(RESPONSES[2]!.table)
   })
 })
 
@@ -373,18 +397,18 @@ const REQUEST_HEAD: Field[] = [
 ]
 
 describe('encoder', () => {
-  it('sends a repeated request head as one octet per field from the third time on', () => {
+  it('sends a repeated request head as one octet per field, the path from its third time on', () => {
     const encoder = new HpackEncoder()
     const decoder = new HpackDecoder()
-    const sizes = [1, 2, 3, 4].map(() => {
+    const blocks = [1, 2, 3, 4].map(() => {
       const block = encode(encoder, REQUEST_HEAD)
       expect(decode(decoder, block)).toEqual(REQUEST_HEAD)
-      return block.length
+      return block
     })
-    // First two: literals (without, then with indexing, whose 6-bit prefix may save an octet); then indexed fields.
-    expect(sizes[1]).toBeLessThanOrEqual(sizes[0]!)
-    expect(sizes[1]).toBeGreaterThan(REQUEST_HEAD.length * 3)
-    expect(sizes.slice(2)).toEqual([REQUEST_HEAD.length, REQUEST_HEAD.length])
+    // Second: the path as a literal with indexing (name index 4), the rest indexed: the
+    // authority (65) before the path's entry (62) pushes it and the others one further.
+    expect(blocks[1]!.toString('hex')).toBe(`8287c1${'4409'}${Buffer.from('/v1/items').toString('hex')}c1c0bf`)
+    expect(blocks.slice(2).map((block) => block.length)).toEqual([REQUEST_HEAD.length, REQUEST_HEAD.length])
     expect(encoder.tableSize).toBe(decoder.tableSize)
   })
 
@@ -397,10 +421,10 @@ describe('encoder', () => {
 
   it('refers to a name in the dynamic table for a new value', () => {
     const encoder = new HpackEncoder()
-    encode(encoder, [['x-a', 'one']])
-    encode(encoder, [['x-a', 'one']])
-    // Literal without indexing, name index 62 (15 + 47), Huffman value.
-    expect(encode(encoder, [['x-a', 'two']]).subarray(0, 2).toString('hex')).toBe('0f2f')
+    expect(encode(encoder, [['x-a', 'one']]).toString('hex')).toBe('4003782d61036f6e65')
+    // Literal with indexing, name index 62.
+    expect(encode(encoder, [['x-a', 'two']]).toString('hex')).toBe('7e0374776f')
+    expect(encode(encoder, [['x-a', 'one']]).toString('hex')).toBe('bf')
   })
 
   it('keeps values that change with every request out of the table', () => {
@@ -434,12 +458,20 @@ describe('encoder', () => {
     expect(encoder.tableSize).toBe(0)
   })
 
-  it('indexes a repeated cookie of 20 octets or more', () => {
+  it('indexes a cookie of 20 octets or more', () => {
     const encoder = new HpackEncoder()
     const cookie: Field = ['cookie', 'session=0123456789ab']
-    expect(encode(encoder, [cookie])[0]! & 0xf0).toBe(0x00)
-    expect(encode(encoder, [cookie])[0]! & 0xc0).toBe(0x40)
+    expect(encode(encoder, [cookie])[0]!).toBe(0x40 | 32)
     expect(encode(encoder, [cookie]).toString('hex')).toBe('be')
+  })
+
+  it('indexes a path, and the like, only when it is sent again', () => {
+    const encoder = new HpackEncoder()
+    const call: Field[] = [[':path', '/pkg.Service/Method'], ['grpc-timeout', '100m'], ['x-request-id', 'b1d3']]
+    // Literals without indexing, with indexing, then indexed.
+    expect(Array.from(encode(encoder, call).subarray(0, 1))).toEqual([0x04])
+    expect(Array.from(encode(encoder, call).subarray(0, 1))).toEqual([0x44])
+    expect(encode(encoder, call).toString('hex')).toBe('c0bfbe')
   })
 
   it('does not index a field that would take more than 3/4 of the table', () => {
@@ -452,12 +484,10 @@ describe('encoder', () => {
     expect(encoder.tableSize).toBe(3030 + 5 + 32)
   })
 
-  it('Huffman-codes a string only when that is shorter', () => {
+  it('sends strings raw, not Huffman-coded, as latin1', () => {
     const encoder = new HpackEncoder()
-    // "www.example.com" takes 12 octets coded, 15 raw.
-    expect(encode(encoder, [[':authority', 'www.example.com']]).toString('hex')).toBe('018cf1e3c2e5f23a6ba0ab90f4ff')
-    // "&&&" takes 3 octets either way.
-    expect(encode(encoder, [['x', '&&&']]).toString('hex')).toBe('0001780326' + '2626')
+    expect(encode(encoder, [[':authority', 'www.example.com']]).toString('hex')).toBe('410f' + Buffer.from('www.example.com').toString('hex'))
+    expect(encode(encoder, [['x', '\u00e9\u00ff\u0000']]).toString('hex')).toBe('40017803e9ff00')
   })
 
   it('returns a block that later blocks do not overwrite', () => {
@@ -493,17 +523,26 @@ describe('encoder', () => {
       expect(encode(encoder, []).toString('hex')).toBe('3f45' + '3fb10f')
     })
 
-    it('sends one update when the setting only fell, and none when it is back where it was', () => {
+    it('sends one update when the setting only fell', () => {
       const encoder = new HpackEncoder()
       encoder.setMaxTableSize(1000)
       encoder.setMaxTableSize(500)
       expect(encode(encoder, [[':method', 'GET']]).toString('hex')).toBe('3fd503' + '82')
-      encoder.setMaxTableSize(4096)
-      encoder.setMaxTableSize(500)
       expect(encode(encoder, [[':method', 'GET']]).toString('hex')).toBe('82')
     })
 
+    it('announces the size after any change of the setting, even one that leaves the table as it was', () => {
+      const encoder = new HpackEncoder()
+      encoder.setMaxTableSize(500)
+      encoder.setMaxTableSize(4096)
+      expect(encode(encoder, []).toString('hex')).toBe('3fd503' + '3fe11f')
+      encoder.setMaxTableSize(65536)
+      expect(encode(encoder, []).toString('hex')).toBe('3fe11f')
+      expect(encode(encoder, []).toString('hex')).toBe('')
+    })
+
     it('uses at most a 4096-octet table, whatever the peer allows', () => {
+      // Both ends' tables start at 4096: nothing to announce.
       const encoder = new HpackEncoder(1 << 20)
       expect(encode(encoder, [[':method', 'GET']]).toString('hex')).toBe('82')
       encoder.setMaxTableSize(1000)
