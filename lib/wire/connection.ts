@@ -361,6 +361,9 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
       throw connectionError(Http2ErrorCode.FLOW_CONTROL_ERROR, `DATA of ${flowLength} octets on stream ${streamId} exceeds the connection window ${this.#recvWindow} (RFC 9113 §6.9.1)`)
     }
     this.#recvWindow -= flowLength
+    // The connection window is given back on arrival, the stream's as the exchange takes the bytes:
+    // the stream windows bound what is held, and a paused stream never stalls the others.
+    this.#creditConnection(flowLength)
     if (data.length === 0 && !endStream) {
       this.counters.emptyData++
       if (++this.#emptyDataInARow > MAX_EMPTY_DATA_IN_A_ROW) {
@@ -371,17 +374,14 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     }
     const stream = this.#streams.get(streamId)
     if (stream === undefined) {
-      this.#creditConnection(flowLength)
       this.#onClosedStream('DATA', streamId, true)
       return
     }
     if (stream.remoteEnded) {
-      this.#creditConnection(flowLength)
       this.#streamError(stream, Http2ErrorCode.STREAM_CLOSED, `DATA on stream ${streamId} after its END_STREAM (RFC 9113 §5.1)`)
       return
     }
     if (flowLength > stream.recvWindow) {
-      this.#creditConnection(flowLength)
       this.#streamError(stream, Http2ErrorCode.FLOW_CONTROL_ERROR, `DATA of ${flowLength} octets on stream ${streamId} exceeds its window ${stream.recvWindow} (RFC 9113 §6.9.1)`)
       return
     }
@@ -389,13 +389,13 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     // Padding is consumed on arrival; only the content waits for the exchange.
     if (flowLength > data.length) this.#consume(stream, flowLength - data.length)
     if (!stream.responded) {
-      this.#streamError(stream, Http2ErrorCode.PROTOCOL_ERROR, `DATA on stream ${streamId} before the response head (RFC 9113 §8.1)`, data.length)
+      this.#streamError(stream, Http2ErrorCode.PROTOCOL_ERROR, `DATA on stream ${streamId} before the response head (RFC 9113 §8.1)`)
       return
     }
     stream.receivedLength += data.length
     if (stream.noContent ? stream.receivedLength > 0 : stream.expectedLength >= 0 && stream.receivedLength > stream.expectedLength) {
       const expected = stream.noContent ? 'no content' : `content-length ${stream.expectedLength}`
-      this.#streamError(stream, Http2ErrorCode.PROTOCOL_ERROR, `The response on stream ${streamId} has more DATA (${stream.receivedLength} octets) than its ${expected} (RFC 9113 §8.1.1)`, data.length)
+      this.#streamError(stream, Http2ErrorCode.PROTOCOL_ERROR, `The response on stream ${streamId} has more DATA (${stream.receivedLength} octets) than its ${expected} (RFC 9113 §8.1.1)`)
       return
     }
     if (data.length > 0) {
@@ -420,12 +420,15 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     }
     const fields = this.#decode(block, stream.responded)
     if (fields.limit !== undefined) {
-      const limit = fields.limit === 'maxHeaderListSize' ? `a size of ${fields.size} octets` : `${fields.count} fields`
+      // Named as the client's options name them.
+      const limit =
+        fields.limit === 'maxHeaderListSize'
+          ? `a size of ${fields.size} octets (RFC 7541 §4.1), more than maxHeaderSize (${fields.maxListSize}) allows`
+          : `${fields.count} header fields, more than maxHeaderFields (${fields.maxFields}) allows`
       this.#streamError(
         stream,
         Http2ErrorCode.ENHANCE_YOUR_CALM,
-        `The response head on stream ${streamId} has ${limit}, more than ${fields.limit} allows`,
-        0,
+        `The response head on stream ${streamId} has ${limit}`,
         fields.limit,
       )
       return
@@ -634,13 +637,14 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
       return
     }
     stream.remoteEnded = true
+    // Out of the table before the handler hears of it: the slot it frees may be taken at once.
+    if (stream.endSent && stream.open) this.#remove(stream)
     if (stream.held !== undefined || stream.paused) {
       stream.heldEnd = trailers
     } else {
       stream.done = true
       stream.handler.end(trailers)
     }
-    if (stream.endSent && stream.open) this.#remove(stream)
   }
 
   /** A frame for a stream not in the table: never opened (a connection error) or closed. */
@@ -719,9 +723,8 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
 
   // ── Receive flow control ─────────────────────────────────────────────────
 
-  /** The exchange took `size` octets of `stream` (or they were padding): credit them back, in batches of half a window. */
+  /** The exchange took `size` octets of `stream` (or they were padding): credit the stream, in batches of half a window. */
   #consume(stream: WireStream, size: number): void {
-    this.#creditConnection(size)
     if (!stream.open || stream.remoteEnded) return
     stream.unacked += size
     if (stream.unacked >= this.#streamWindow / 2) {
@@ -744,10 +747,9 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     }
   }
 
-  /** Body bytes held while paused go back to the connection window when nobody will take them. */
+  /** Body bytes held while paused are dropped when nobody will take them. */
   #dropHeld(stream: WireStream): void {
     if (stream.held === undefined) return
-    this.#creditConnection(stream.heldBytes)
     stream.held = undefined
     stream.heldBytes = 0
     stream.heldEnd = undefined
@@ -876,12 +878,11 @@ export class WireConnection implements Connection, FrameHandler, StreamOwner {
     if (this.#closing && this.#streams.size === 0) process.nextTick(this.#endWhenIdle)
   }
 
-  #streamError(stream: WireStream, code: number, message: string, unconsumed = 0, limit?: string): void {
+  #streamError(stream: WireStream, code: number, message: string, limit?: string): void {
     this.counters.streamErrors++
     this.#writer.rstStream(stream.id, code)
     this.#recentResets.add(stream.id)
     this.#scheduleFlush()
-    if (unconsumed > 0) this.#creditConnection(unconsumed)
     this.#dropHeld(stream)
     if (stream.open) this.#remove(stream)
     if (stream.done) return

@@ -149,8 +149,8 @@ export class ResponseFields {
   size = 0
   count = 0
 
-  readonly #maxListSize: number
-  readonly #maxFields: number
+  readonly maxListSize: number
+  readonly maxFields: number
   #trailers = false
   #regularSeen = false
 
@@ -159,15 +159,15 @@ export class ResponseFields {
     this.size += name.length + value.length + FIELD_OVERHEAD
     this.count++
     if (this.malformed !== undefined || this.limit !== undefined) return
-    if (this.size > this.#maxListSize) this.limit = 'maxHeaderListSize'
-    else if (this.count > this.#maxFields) this.limit = 'maxHeaderFields'
+    if (this.size > this.maxListSize) this.limit = 'maxHeaderListSize'
+    else if (this.count > this.maxFields) this.limit = 'maxHeaderFields'
     else if (name.charCodeAt(0) === 0x3a) this.#pseudo(name, value)
     else this.#regular(name, value)
   }
 
   constructor(maxListSize: number, maxFields: number) {
-    this.#maxListSize = maxListSize
-    this.#maxFields = maxFields
+    this.maxListSize = maxListSize
+    this.maxFields = maxFields
   }
 
   /** Starts a section: a response head (`trailers` false) or trailers. */

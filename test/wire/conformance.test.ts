@@ -910,14 +910,21 @@ describe('§6.9.1 the flow-control window (ours)', () => {
     await streamError(p, get, Http2ErrorCode.FLOW_CONTROL_ERROR)
   })
 
-  it('DATA beyond the connection window: connection error FLOW_CONTROL_ERROR', async () => {
-    const p = await peer(cleanup, { connect: { settings: { streamWindow: 1 << 20, connectionWindow: DEFAULT_WINDOW } } })
-    const get = await opened(p)
-    const id = get.stream.id
-    get.onResponse = () => get.stream.pause()
-    p.c.write(head200(id))
-    for (let i = 0; i < 5; i++) p.c.write(frames.data(id, Buffer.alloc(16_000)))
-    await connectionError(p, Http2ErrorCode.FLOW_CONTROL_ERROR)
+  it('the connection window is credited as DATA arrives: paused streams holding their whole windows do not stall another stream', async () => {
+    // Five paused streams hold 5 × 16,000 octets, more than the 65,535 of the connection window.
+    const p = await peer(cleanup, { connect: { settings: { streamWindow: 16_000, connectionWindow: DEFAULT_WINDOW } } })
+    const paused = []
+    for (let i = 0; i < 5; i++) {
+      const get = await opened(p, `/paused-${i}`)
+      get.onResponse = () => get.stream.pause()
+      p.c.write(head200(get.stream.id))
+      p.c.write(frames.data(get.stream.id, Buffer.alloc(16_000, i)))
+      paused.push(get)
+    }
+    const credit = await p.c.frame((f) => f.type === FrameType.WINDOW_UPDATE && f.streamId === 0 && f !== p.c.received[1])
+    expect(credit.payload.readUInt32BE(0)).toBeGreaterThan(0)
+    await goesOn(p)
+    for (const get of paused) expect(get.stream.heldBytes).toBe(16_000)
   })
 
   it('a paused stream holds at most its window; resume() delivers it in order and credits it back', async () => {
