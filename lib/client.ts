@@ -4,12 +4,16 @@ import { Call } from './call.js'
 import { ClientClosedError, fromUndici } from './errors.js'
 import { fetchThrough, type FetchInit, type FetchInput } from './fetch.js'
 import { Controller, toSink, type Sink } from './handler.js'
+import type { Engine } from './engine.js'
 import { nodeEngine } from './node-engine.js'
-import { Config, type ClientOptions } from './options.js'
+import { Config, type ClientOptions, type EngineName } from './options.js'
 import { Origin, type Totals } from './origin.js'
 import { prepare, toDispatchOptions, type RequestOptions } from './request.js'
 import { streamResponse, type StreamResponse } from './stream-response.js'
 import type { ClientStats } from './stats.js'
+import { wireEngine } from './wire/connection.js'
+
+const engines: Record<EngineName, Engine> = { wire: wireEngine, node: nodeEngine }
 
 /** What `request()` resolves with: `{ statusCode, headers, trailers, body }`, undici's shape. */
 export type ResponseData = Dispatcher.ResponseData
@@ -201,7 +205,8 @@ export class Client extends Dispatcher {
     let origin = this.#origins.get(name)
     if (origin === undefined) {
       const { clock, random } = this.#config
-      origin = new Origin(name, this.#config.for(name), clock, random, nodeEngine, this.#totals)
+      const options = this.#config.for(name)
+      origin = new Origin(name, options, clock, random, engines[options.engine], this.#totals)
       this.#origins.set(name, origin)
     }
     return origin

@@ -3,7 +3,6 @@ import { type Connection, Http2ErrorCode, errorCodeName, type ResponseHeaders, t
 import {
   BodyTimeoutError,
   ConnectionLostError,
-  DrainpipeError,
   HeadersTimeoutError,
   ProtocolError,
   ReadOnlyError,
@@ -154,15 +153,16 @@ export class Exchange implements StreamHandler {
   #closeReason(why: StreamClosed): Error {
     const { code, lost } = why
     const id = this.#stream.id
+    // Once a response arrived the server processed the request, whatever it claims afterwards.
+    if (code === Http2ErrorCode.REFUSED_STREAM && !this.#responded) return new RefusedStreamError()
     if (why.unprocessed && !this.#responded) {
       return new ReadOnlyError(
         `The server stopped taking streams (GOAWAY) before stream ${id ?? '(unsent)'} was processed; the request was not processed`,
       )
     }
-    // Once a response arrived the server processed the request, whatever it claims afterwards.
-    if (code === Http2ErrorCode.REFUSED_STREAM && !this.#responded) return new RefusedStreamError()
+    // The connection died with the stream accepted: whatever killed it, the outcome is unknown.
     if (lost) {
-      return lost instanceof DrainpipeError && !lost.unprocessed
+      return lost instanceof ConnectionLostError
         ? lost
         : new ConnectionLostError(`The connection was lost with the request in flight: ${lost.message}`, { cause: lost })
     }

@@ -75,6 +75,12 @@ export interface PoolOptions {
   maxHeaderSize?: number
   /** The most fields a response header block may have. Default 128 (node:http2's default). */
   maxHeaderFields?: number
+  /**
+   * What speaks HTTP/2: `'wire'`, drainpipe's own engine, or `'node'`,
+   * node:http2. Default `'wire'`; the environment variable
+   * `DRAINPIPE_ENGINE` changes the default without a code change.
+   */
+  engine?: EngineName
   /** Default time (ms) to wait for response headers. Default 300000. */
   headersTimeout?: number
   /** Default idle time (ms) between response body chunks. Default 300000. */
@@ -91,6 +97,10 @@ export interface ClientOptions extends PoolOptions {
   /** Random source in [0, 1) for jitter (tests inject a fixed one). */
   random?: () => number
 }
+
+/** The HTTP/2 engines a client can use. */
+export type EngineName = 'wire' | 'node'
+const engineNames: readonly EngineName[] = ['wire', 'node']
 
 /** Every option resolved to a value, for one origin. */
 export interface ResolvedOptions {
@@ -111,6 +121,7 @@ export interface ResolvedOptions {
   maxQueue: number
   maxHeaderSize: number
   maxHeaderFields: number
+  engine: EngineName
   headersTimeout: number
   bodyTimeout: number
   reconnectBackoff: Required<BackoffOptions>
@@ -131,6 +142,7 @@ export const defaults = {
   maxQueue: 10_000,
   maxHeaderSize: 64 * 1024,
   maxHeaderFields: 128,
+  engine: 'wire' as EngineName,
   headersTimeout: 300_000,
   bodyTimeout: 300_000,
   reconnectBackoff: { base: 250, max: 30_000 },
@@ -138,7 +150,7 @@ export const defaults = {
 
 const MAX_RETRIES = 10
 
-type Kind = 'duration' | 'count' | 'positive' | 'boolean' | 'function' | 'object' | 'keepAlive' | 'backoff' | 'tls'
+type Kind = 'duration' | 'count' | 'positive' | 'boolean' | 'function' | 'object' | 'keepAlive' | 'backoff' | 'tls' | 'engine'
 
 const poolOptionKinds: Record<keyof PoolOptions, Kind> = {
   count: 'positive',
@@ -158,6 +170,7 @@ const poolOptionKinds: Record<keyof PoolOptions, Kind> = {
   maxQueue: 'positive',
   maxHeaderSize: 'positive',
   maxHeaderFields: 'positive',
+  engine: 'engine',
   headersTimeout: 'duration',
   bodyTimeout: 'duration',
   reconnectBackoff: 'backoff',
@@ -282,6 +295,9 @@ function checkKind(name: string, kind: Kind, value: unknown): void {
     case 'object':
       if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail('an object')
       return
+    case 'engine':
+      if (!engineNames.includes(value as EngineName)) throw fail(engineNames.map((name) => `'${name}'`).join(' or '))
+      return
     case 'keepAlive':
       if (value === false) return
       checkKind(name, 'object', value)
@@ -311,6 +327,16 @@ function checkKeys(options: object, where: string, kinds: Record<string, Kind>):
 }
 
 const defaultLookup: LookupFunction = (hostname, options, callback) => dnsLookup(hostname, options, callback)
+
+/** The engine when no option names one: `DRAINPIPE_ENGINE` if set (an escape hatch that needs no deploy), else the default. */
+function defaultEngine(): EngineName {
+  const fromEnvironment = process.env.DRAINPIPE_ENGINE
+  if (fromEnvironment === undefined || fromEnvironment === '') return defaults.engine
+  if (!engineNames.includes(fromEnvironment as EngineName)) {
+    throw new InvalidOptionError(`The environment variable DRAINPIPE_ENGINE must be ${engineNames.map((name) => `'${name}'`).join(' or ')}, got ${show(fromEnvironment)}`)
+  }
+  return fromEnvironment as EngineName
+}
 
 /** Merges defaults, client options and one origin's overrides, then checks the combinations. */
 function resolve(layers: PoolOptions[], where: string): ResolvedOptions {
@@ -343,6 +369,7 @@ function resolve(layers: PoolOptions[], where: string): ResolvedOptions {
     maxQueue: pick('maxQueue') ?? defaults.maxQueue,
     maxHeaderSize: pick('maxHeaderSize') ?? defaults.maxHeaderSize,
     maxHeaderFields: pick('maxHeaderFields') ?? defaults.maxHeaderFields,
+    engine: pick('engine') ?? defaultEngine(),
     headersTimeout: pick('headersTimeout') ?? defaults.headersTimeout,
     bodyTimeout: pick('bodyTimeout') ?? defaults.bodyTimeout,
     reconnectBackoff: { ...defaults.reconnectBackoff, ...stripUndefined(backoff ?? {}) },

@@ -151,8 +151,10 @@ export class Pool implements ExchangeHost {
   /** May take a new request now: open, accepting, not in doubt, with a free stream slot. */
   get hasCapacity(): boolean {
     const state = this.#state
-    if (state.name !== 'open' || !state.connection.accepting || this.#liveness?.doubtful) return false
-    return this.#exchanges.size < state.connection.maxConcurrentStreams
+    const connection = state.name === 'open' ? state.connection : undefined
+    if (connection === undefined || !connection.accepting || this.#liveness?.doubtful) return false
+    // A stream whose response ended can still be sending its request body: the engine counts it, the pool no longer does.
+    return Math.max(this.#exchanges.size, connection.activeStreams) < connection.maxConcurrentStreams
   }
 
   /** Milliseconds since the connection was established. */

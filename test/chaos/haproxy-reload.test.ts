@@ -32,7 +32,7 @@ describe.skipIf(haproxy.skip)(`haproxy reloaded with -sf under load${haproxy.not
     const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [proxy.host] }).lookup })
     cleanup.push(() => client.destroy())
     const base = `https://api.test:${proxy.port}`
-    const events = record('drainpipe:pool:goaway')
+    const events = record('drainpipe:pool:goaway', 'drainpipe:pool:close')
     cleanup.push(async () => events.stop())
 
     const succeeded = new Set<string>()
@@ -71,8 +71,11 @@ describe.skipIf(haproxy.skip)(`haproxy reloaded with -sf under load${haproxy.not
     expect(report.hung).toBe(0)
     expect(lost).toEqual([])
     expect(duplicated).toEqual([])
-    // Each reload reached the client as a GOAWAY from the old process.
-    expect(stats.goaways).toBeGreaterThanOrEqual(proxy.reloads - 1)
+    // Reloads reach the client as GOAWAYs from the old processes, and every connection that closed
+    // closed that way, none lost. Not one GOAWAY per reload: when reloads follow each other faster
+    // than the client reconnects, a generation can come and go without a connection from it.
+    expect(events.of('drainpipe:pool:close').map((close) => close.reason).filter((reason) => reason !== 'goaway')).toEqual([])
+    expect(stats.goaways).toBeGreaterThanOrEqual(proxy.reloads / 2)
     await client.close()
   })
 })
