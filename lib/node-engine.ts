@@ -350,13 +350,15 @@ class NodeStream implements Stream {
     // The whole response arrived; its deferred 'response' event completes it.
     if (this.#endedEarly) return
     if (!this.#settle()) return
+    const unprocessed = this.#unprocessed()
     this.#handler.closed({
-      code: this.#stream.rstCode,
+      // Above a GOAWAY, the code is nghttp2's own bookkeeping (REFUSED_STREAM), not something the server said.
+      code: unprocessed ? undefined : this.#stream.rstCode,
       // nghttp2 resets malformed responses itself, indistinguishably from the server.
       by: undefined,
       error: undefined,
       lost: this.#connection.lostWith(this.#streamError),
-      unprocessed: this.#unprocessed(),
+      unprocessed,
     })
   }
 
