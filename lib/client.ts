@@ -15,6 +15,12 @@ import { wireEngine } from './wire/connection.js'
 
 const engines: Record<EngineName, Engine> = { wire: wireEngine, node: nodeEngine }
 
+/** @internal What the repository's own tools plug into a client. */
+export interface ClientInternals {
+  /** Speaks HTTP/2 instead of the engine the options name: the fleet simulator's simulated network. */
+  engine?: Engine
+}
+
 /** What `request()` resolves with: `{ statusCode, headers, trailers, body }`, undici's shape. */
 export type ResponseData = Dispatcher.ResponseData
 
@@ -55,6 +61,8 @@ export class Client extends Dispatcher {
   readonly #totals: Totals = { recyclesOk: 0, recyclesFailed: 0, goaways: 0, pingTimeouts: 0, retries: 0 }
   #closing: Promise<void> | undefined
   #destroyed = false
+  /** An engine that replaces the one the options name (the simulator's). */
+  readonly #engine: Engine | undefined
 
   // Made once, not per request: every call is routed, its body buffer sized and its retries counted the same way.
   readonly #routeCall = (call: Call) => this.#origin(call.request.origin).route(call)
@@ -63,9 +71,15 @@ export class Client extends Dispatcher {
     this.#totals.retries++
   }
 
-  constructor(options: ClientOptions = {}) {
+  /**
+   * @param options the client's options, for every origin and per origin.
+   * @param internals what the repository's own tools plug in (the fleet
+   *   simulator's engine); not part of the public API.
+   */
+  constructor(options: ClientOptions = {}, /** @internal */ internals: ClientInternals = {}) {
     super()
     this.#config = new Config(options)
+    this.#engine = internals.engine
   }
 
   // ── The Dispatcher contract ────────────────────────────────────────────
@@ -206,7 +220,7 @@ export class Client extends Dispatcher {
     if (origin === undefined) {
       const { clock, random } = this.#config
       const options = this.#config.for(name)
-      origin = new Origin(name, options, clock, random, engines[options.engine], this.#totals)
+      origin = new Origin(name, options, clock, random, this.#engine ?? engines[options.engine], this.#totals)
       this.#origins.set(name, origin)
     }
     return origin
