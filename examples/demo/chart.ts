@@ -2,13 +2,24 @@
  * The demo's chart: for each client, the share of requests per backend over
  * time (one line per backend), the ideal share (1 / backends in DNS), and the
  * moments the backends changed. A self-contained SVG, no dependencies.
+ *
+ * The fleet simulator (sim/) draws its charts with it too: panels of other
+ * quantities (handshakes per second, connections) with their own axis and
+ * reference line, and lines that are not backends (the highest share, the
+ * lowest). Every one of those is optional, and the demo's chart is as it was.
  */
 
 export interface Series {
   /** Seconds since the start. */
   t: number[]
-  /** Backend → share (0…1) at each `t`; `null` where the window held no request. */
+  /** Line (a backend, in the demo) → value at each `t` (a share, 0…1, unless the panel's axis says otherwise); `null` where there is none. */
   shares: Record<string, (number | null)[]>
+}
+
+/** A panel's vertical axis: from 0 to `max`, gridlines at quarters, labelled with `format`. */
+export interface Axis {
+  max: number
+  format: (value: number) => string
 }
 
 export interface Panel {
@@ -17,6 +28,10 @@ export interface Panel {
   series: Series
   /** Moments to point out on the time axis (e.g. "balanced"). */
   notes?: Marker[]
+  /** Default: shares, 0–100 %. */
+  axis?: Axis
+  /** The dotted reference line as a step function (from `t` on, `value`); default: the chart's even share; `null`: none. */
+  reference?: { t: number; value: number }[] | null
 }
 
 export interface Marker {
@@ -28,6 +43,7 @@ export interface Marker {
 export interface ChartInput {
   title: string
   subtitle: string
+  /** The lines, one colour each, in the legend's order: the backends, in the demo. */
   backends: string[]
   panels: Panel[]
   markers: Marker[]
@@ -35,6 +51,8 @@ export interface ChartInput {
   ideal: { t: number; backends: number }[]
   duration: number
   footer: string[]
+  /** The legend's heading and what the reference line is called (default: backends, and the even share). */
+  legend?: { title: string; reference: [string, string] }
 }
 
 // Okabe–Ito colours: distinguishable with the common forms of colour blindness.
@@ -65,25 +83,27 @@ export function renderChart(input: ChartInput): string {
 
   input.panels.forEach((panel, index) => {
     const top = top0 + index * (PANEL_HEIGHT + PANEL_GAP)
-    const y = (share: number) => top + PANEL_HEIGHT - share * PANEL_HEIGHT
+    const axis = panel.axis ?? SHARES
+    const y = (value: number) => top + PANEL_HEIGHT - (Math.min(value, axis.max) / axis.max) * PANEL_HEIGHT
     out.push(
       `<text x="${LEFT}" y="${top - 22}" font-size="14" font-weight="600" fill="#111">${escape(panel.title)}</text>`,
       `<text x="${LEFT}" y="${top - 7}" font-size="12" fill="#444">${escape(panel.subtitle)}</text>`,
       `<rect x="${LEFT}" y="${top}" width="${PLOT_WIDTH}" height="${PANEL_HEIGHT}" fill="#fafafa" stroke="#ccc"/>`,
     )
-    // Horizontal grid and share axis.
-    for (const share of [0, 0.25, 0.5, 0.75, 1]) {
+    // Horizontal grid and the panel's axis.
+    for (const quarter of [0, 0.25, 0.5, 0.75, 1]) {
+      const value = quarter * axis.max
       out.push(
-        `<line x1="${LEFT}" x2="${LEFT + PLOT_WIDTH}" y1="${y(share)}" y2="${y(share)}" stroke="#e4e4e4"/>`,
-        `<text x="${LEFT - 8}" y="${y(share) + 4}" text-anchor="end" fill="#555">${Math.round(share * 100)}%</text>`,
+        `<line x1="${LEFT}" x2="${LEFT + PLOT_WIDTH}" y1="${y(value)}" y2="${y(value)}" stroke="#e4e4e4"/>`,
+        `<text x="${LEFT - 8}" y="${y(value) + 4}" text-anchor="end" fill="#555">${escape(axis.format(value))}</text>`,
       )
     }
     // Time axis.
-    const step = input.duration > 30 ? 5 : 2
+    const step = timeStep(input.duration)
     for (let t = 0; t <= input.duration + 1e-9; t += step) {
       out.push(
         `<line x1="${x(t)}" x2="${x(t)}" y1="${top + PANEL_HEIGHT}" y2="${top + PANEL_HEIGHT + 4}" stroke="#888"/>`,
-        `<text x="${x(t)}" y="${top + PANEL_HEIGHT + 17}" text-anchor="middle" fill="#555">${t} s</text>`,
+        `<text x="${x(t)}" y="${top + PANEL_HEIGHT + 17}" text-anchor="middle" fill="#555">${timeLabel(t, step)}</text>`,
       )
     }
     // Changes to the backends (labels on staggered rows, so close ones do not overlap).
@@ -102,18 +122,22 @@ export function renderChart(input: ChartInput): string {
         `<text x="${nx + 7}" y="${base - 4}" fill="#1a7f37" font-size="11" font-weight="600">${escape(note.label)}</text>`,
       )
     }
-    // The ideal share: one over the backends in DNS.
-    const ideal = input.ideal
-      .map((step, i) => {
-        const end = input.ideal[i + 1]?.t ?? input.duration
-        const level = y(1 / step.backends)
-        return `M${x(step.t).toFixed(1)},${level.toFixed(1)} H${x(end).toFixed(1)}`
-      })
-      .join(' ')
-    out.push(`<path d="${ideal}" fill="none" stroke="#111" stroke-width="1.5" stroke-dasharray="2 3" opacity="0.7"/>`)
-    // One line per backend.
+    // The reference: by default the ideal share, one over the backends in DNS.
+    const reference = panel.reference === undefined ? input.ideal.map((step) => ({ t: step.t, value: 1 / step.backends })) : panel.reference
+    if (reference !== null) {
+      const path = reference
+        .map((step, i) => {
+          const end = reference[i + 1]?.t ?? input.duration
+          const level = y(step.value)
+          return `M${x(step.t).toFixed(1)},${level.toFixed(1)} H${x(end).toFixed(1)}`
+        })
+        .join(' ')
+      out.push(`<path d="${path}" fill="none" stroke="#111" stroke-width="1.5" stroke-dasharray="2 3" opacity="0.7"/>`)
+    }
+    // One line per backend (per line of the legend that the panel has).
     input.backends.forEach((backend, b) => {
-      const values = panel.series.shares[backend] ?? []
+      const values = panel.series.shares[backend]
+      if (values === undefined) return
       let d = ''
       let pen = false
       values.forEach((share, i) => {
@@ -130,7 +154,8 @@ export function renderChart(input: ChartInput): string {
 
   // Legend.
   const legendTop = top0 + 4
-  out.push(`<text x="${legendX}" y="${legendTop}" font-weight="600" fill="#111">backend</text>`)
+  const legend = input.legend ?? { title: 'backend', reference: ['even share', '(1 / backends in DNS)'] }
+  out.push(`<text x="${legendX}" y="${legendTop}" font-weight="600" fill="#111">${escape(legend.title)}</text>`)
   input.backends.forEach((backend, b) => {
     const ly = legendTop + 20 + b * 20
     out.push(
@@ -141,8 +166,8 @@ export function renderChart(input: ChartInput): string {
   const idealY = legendTop + 20 + input.backends.length * 20 + 6
   out.push(
     `<line x1="${legendX}" x2="${legendX + 22}" y1="${idealY - 4}" y2="${idealY - 4}" stroke="#111" stroke-width="1.5" stroke-dasharray="2 3"/>`,
-    `<text x="${legendX + 30}" y="${idealY}" fill="#222">even share</text>`,
-    `<text x="${legendX + 30}" y="${idealY + 14}" fill="#666" font-size="11">(1 / backends in DNS)</text>`,
+    `<text x="${legendX + 30}" y="${idealY}" fill="#222">${escape(legend.reference[0])}</text>`,
+    `<text x="${legendX + 30}" y="${idealY + 14}" fill="#666" font-size="11">${escape(legend.reference[1])}</text>`,
   )
 
   // Footer.
@@ -152,6 +177,19 @@ export function renderChart(input: ChartInput): string {
   })
   out.push('</svg>')
   return `${out.join('\n')}\n`
+}
+
+const SHARES: Axis = { max: 1, format: (share) => `${Math.round(share * 100)}%` }
+
+/** Seconds between time-axis ticks: the smallest round step that gives at most 10 of them. */
+function timeStep(duration: number): number {
+  const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200]
+  return steps.find((step) => duration / step <= 10) ?? Math.ceil(duration / 10 / 3600) * 3600
+}
+
+/** A tick's label: seconds while the steps are under two minutes, then minutes. */
+function timeLabel(t: number, step: number): string {
+  return step < 120 ? `${t} s` : `${Math.round(t / 60)} min`
 }
 
 /** Splits running text into lines of at most `width` characters, at spaces. */
