@@ -1,0 +1,251 @@
+/**
+ * npm run simulate -- [scenario] [options]
+ *
+ * Runs the real drainpipe lifecycle for a fleet of clients on a virtual
+ * clock, against simulated backends and DNS, and reports how a
+ * maxConnectionAge, jitter and count behave: time until balanced,
+ * handshakes per backend, connections per backend, requests that waited.
+ * `--sweep` runs a grid and prints a Markdown table; `demo` replays the
+ * demo's scene and compares with a real run's summary. The README's
+ * "Choosing maxConnectionAge, jitter and count" says what it found.
+ */
+import { readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { chart, duration, markdownTable, tableColumns, textReport } from './report.js'
+import { scenarioNames, type ScenarioName } from './scenarios.js'
+import { autoMeasure, defaults, demoOptions, simulate, type SimulationOptions, type SimulationResult } from './simulate.js'
+
+const usage = `Usage: npm run simulate -- [scenario] [options]
+
+Scenarios: ${scenarioNames.join(', ')} (default scale-out)
+
+The fleet and drainpipe's options (durations: 500ms, 5s, 30min, 1h; plain numbers are ms):
+  --clients <n>           client processes (default ${defaults.clients})
+  --backends <n>          backends at the start (default ${defaults.backends})
+  --count <n>             connections per client (default ${defaults.count})
+  --age <duration>        maxConnectionAge (default ${duration(defaults.age)})
+  --jitter <percent>      maxConnectionAgeJitter as a share of the age: 10% or 0.1 (default 10%)
+  --rate <n>              requests per second per client (default: enough for ~300 per backend per window)
+  --arrivals <kind>       paced (default) or poisson
+  --start-spread <dur>    the clients start over this span: a deploy of the fleet (default ${duration(defaults.startSpread)})
+  --service-time <dur>    per request (default ${duration(defaults.serviceTime)}); rate × service time is each client's load in flight
+  --handshake <dur>       TCP + TLS + SETTINGS (default ${duration(defaults.handshake)})
+  --dns-order <order>     shuffle (default), rotate or fixed
+  --seed <n>              the random seed (default 1)
+Scenario parameters:
+  --scale-to <n>          scale-out: backends after it (default twice --backends)
+  --restart-interval <d>  rolling-restart: between two backends (default 10s)
+  --outage <dur>          recovery: how long the backend is down (default 60s)
+  --dns-outage <dur>      dns-outage: how long DNS fails (default one connection life)
+  --dns-failure <kind>    dns-outage: servfail (default) or timeout
+Measurement:
+  --window <dur>          shares over this window (default: a tenth of a connection's life, 1 s to 1 min)
+  --bucket <dur>          resolution of every series (default 1s)
+Runs and output:
+  --sweep <name=v1,v2>    run every combination (repeatable; names: clients, backends, count, age, jitter, rate, seed) and print a table
+  --out <file>            the chart (SVG) of a single run; default ${join(tmpdir(), 'drainpipe-simulation.svg')}
+  --json <file>           the figures as JSON
+  demo only: --quick (age 1 s), --seeds <n> (runs to average, default 20), --compare <summary.json> (from npm run demo -- --json)
+`
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    clients: { type: 'string' },
+    backends: { type: 'string' },
+    count: { type: 'string' },
+    age: { type: 'string' },
+    jitter: { type: 'string' },
+    rate: { type: 'string' },
+    arrivals: { type: 'string' },
+    'start-spread': { type: 'string' },
+    'service-time': { type: 'string' },
+    handshake: { type: 'string' },
+    'dns-order': { type: 'string' },
+    seed: { type: 'string' },
+    'scale-to': { type: 'string' },
+    'restart-interval': { type: 'string' },
+    outage: { type: 'string' },
+    'dns-outage': { type: 'string' },
+    'dns-failure': { type: 'string' },
+    window: { type: 'string' },
+    bucket: { type: 'string' },
+    sweep: { type: 'string', multiple: true },
+    out: { type: 'string' },
+    json: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    seeds: { type: 'string' },
+    compare: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+})
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n\n${usage}`)
+  process.exit(2)
+}
+
+/** "500ms", "5s", "30min", "1h", or a number of ms. */
+function parseDuration(name: string, text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|min|h)?$/.exec(text.trim())
+  if (match === null) fail(`--${name} must be a duration (500ms, 5s, 30min, 1h), got ${text}`)
+  const unit = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 }[(match[2] ?? 'ms') as 'ms']
+  return Number(match[1]) * unit
+}
+
+function parseCount(name: string, text: string, min = 1): number {
+  const value = Number(text)
+  if (!Number.isSafeInteger(value) || value < min) fail(`--${name} must be an integer of at least ${min}, got ${text}`)
+  return value
+}
+
+function parseFraction(name: string, text: string): number {
+  const value = text.endsWith('%') ? Number(text.slice(0, -1)) / 100 : Number(text)
+  if (!Number.isFinite(value) || value < 0 || value > 1) fail(`--${name} must be between 0 and 100 %, got ${text}`)
+  return value
+}
+
+function parseRate(text: string): number {
+  const value = Number(text)
+  if (!Number.isFinite(value) || value <= 0) fail(`--rate must be a positive number, got ${text}`)
+  return value
+}
+
+function oneOf<T extends string>(name: string, text: string, allowed: readonly T[]): T {
+  if (!allowed.includes(text as T)) fail(`--${name} must be one of ${allowed.join(', ')}, got ${text}`)
+  return text as T
+}
+
+/** Option name → how to read its value, for the options a sweep may vary. */
+const sweepable: Record<string, (text: string) => Partial<SimulationOptions>> = {
+  clients: (text) => ({ clients: parseCount('clients', text) }),
+  backends: (text) => ({ backends: parseCount('backends', text) }),
+  count: (text) => ({ count: parseCount('count', text) }),
+  age: (text) => ({ age: parseDuration('age', text) }),
+  jitter: (text) => ({ jitter: parseFraction('jitter', text) }),
+  rate: (text) => ({ rate: parseRate(text) }),
+  seed: (text) => ({ seed: parseCount('seed', text, 0) }),
+}
+
+function baseOptions(): Partial<SimulationOptions> {
+  const v = values
+  const options: Partial<SimulationOptions> = {}
+  const scene: SimulationOptions['scene'] = {}
+  if (v.clients !== undefined) options.clients = parseCount('clients', v.clients)
+  if (v.backends !== undefined) options.backends = parseCount('backends', v.backends)
+  if (v.count !== undefined) options.count = parseCount('count', v.count)
+  if (v.age !== undefined) options.age = parseDuration('age', v.age)
+  if (v.jitter !== undefined) options.jitter = parseFraction('jitter', v.jitter)
+  if (v.rate !== undefined) options.rate = parseRate(v.rate)
+  if (v.arrivals !== undefined) options.arrivals = oneOf('arrivals', v.arrivals, ['paced', 'poisson'] as const)
+  if (v['start-spread'] !== undefined) options.startSpread = parseDuration('start-spread', v['start-spread'])
+  if (v['service-time'] !== undefined) options.serviceTime = parseDuration('service-time', v['service-time'])
+  if (v.handshake !== undefined) options.handshake = parseDuration('handshake', v.handshake)
+  if (v['dns-order'] !== undefined) options.dnsOrder = oneOf('dns-order', v['dns-order'], ['shuffle', 'rotate', 'fixed'] as const)
+  if (v.seed !== undefined) options.seed = parseCount('seed', v.seed, 0)
+  if (v.window !== undefined) options.window = parseDuration('window', v.window)
+  if (v.bucket !== undefined) options.bucket = parseDuration('bucket', v.bucket)
+  if (v['scale-to'] !== undefined) scene.scaleTo = parseCount('scale-to', v['scale-to'])
+  if (v['restart-interval'] !== undefined) scene.restartInterval = parseDuration('restart-interval', v['restart-interval'])
+  if (v.outage !== undefined) scene.outage = parseDuration('outage', v.outage)
+  if (v['dns-outage'] !== undefined) scene.dnsOutage = parseDuration('dns-outage', v['dns-outage'])
+  if (v['dns-failure'] !== undefined) scene.dnsFailure = oneOf('dns-failure', v['dns-failure'], ['servfail', 'timeout'] as const)
+  options.scene = scene
+  return options
+}
+
+/** Every combination of the sweep's values, in the order given (the last name varies fastest). */
+function grid(): { varied: string[]; points: Partial<SimulationOptions>[] } {
+  const dimensions = (values.sweep ?? []).map((text) => {
+    const [name, list] = text.split('=', 2)
+    if (name === undefined || list === undefined || sweepable[name] === undefined) {
+      fail(`--sweep takes name=v1,v2,… with a name among ${Object.keys(sweepable).join(', ')}, got ${text}`)
+    }
+    return { name, points: list.split(',').map((item) => sweepable[name]!(item)) }
+  })
+  let points: Partial<SimulationOptions>[] = [{}]
+  for (const dimension of dimensions) points = points.flatMap((point) => dimension.points.map((value) => ({ ...point, ...value })))
+  return { varied: dimensions.map((dimension) => dimension.name), points }
+}
+
+const progress = (label: string) => (done: number) => {
+  if (process.stderr.isTTY) process.stderr.write(`\r${label} ${Math.round(done * 100)} %${done === 1 ? '\n' : ''}`)
+}
+
+const command = `npm run simulate -- ${process.argv.slice(2).join(' ')}`.trim()
+
+async function runFleet(scenario: ScenarioName): Promise<void> {
+  const base = { ...baseOptions(), scenario }
+  const { varied, points } = grid()
+  const results: SimulationResult[] = []
+  for (const point of points) {
+    const given = { ...base, ...point }
+    const options = { ...autoMeasure({ ...defaults, ...given }), ...given }
+    const label = varied.map((name) => `${name}=${String(point[name as keyof SimulationOptions])}`).join(' ')
+    const result = await simulate(options, progress(label || scenario))
+    results.push(result)
+    if (points.length === 1) process.stdout.write(`${textReport(result)}\n`)
+    else process.stderr.write(`${label}: ${duration(result.cost.wallMs)}\n`)
+  }
+  if (points.length > 1) {
+    process.stdout.write(`${results[0]!.scenario.description}; ${results[0]!.options.clients} clients unless varied\n\n`)
+    process.stdout.write(`${markdownTable(tableColumns(varied), results)}\n`)
+  } else {
+    const out = resolve(values.out ?? join(tmpdir(), 'drainpipe-simulation.svg'))
+    await writeFile(out, chart(results[0]!, command))
+    process.stdout.write(`chart: ${out}\n`)
+  }
+  if (values.json !== undefined) {
+    await writeFile(values.json, `${JSON.stringify(results.map(({ metrics: _metrics, ...figures }) => figures), null, 2)}\n`)
+  }
+}
+
+/** The figures of `npm run demo -- --json` that the replay needs. */
+interface DemoSummary {
+  quick: boolean
+  age: number
+  count: number
+  clients: { drainpipe: { balancedAfter: { scaleOut: number | null; return: number | null }; connect?: { mean: number } } }
+}
+
+async function runDemo(): Promise<void> {
+  const summary = values.compare === undefined ? undefined : (JSON.parse(await readFile(values.compare, 'utf8')) as DemoSummary)
+  const quick = summary?.quick ?? values.quick
+  const seeds = values.seeds === undefined ? 20 : parseCount('seeds', values.seeds)
+  const given = baseOptions()
+  const handshake = given.handshake ?? summary?.clients.drainpipe.connect?.mean
+  const options = demoOptions({ quick, ...(summary ? { count: summary.count } : {}), ...(handshake === undefined ? {} : { handshake }) })
+  const results: SimulationResult[] = []
+  for (let seed = 1; seed <= seeds; seed++) results.push(await simulate({ ...options, ...given, handshake: options.handshake, seed }))
+  const mean = (pick: (result: SimulationResult) => number | null) => {
+    const found = results.map(pick).filter((value): value is number => value !== null)
+    return found.length === 0 ? null : found.reduce((a, b) => a + b, 0) / found.length / 1000
+  }
+  const simulated = { scaleOut: mean((r) => r.changes[0]!.balancedAfter), return: mean((r) => r.changes[1]!.balancedAfter) }
+  const seconds = (value: number | null) => (value === null ? 'never' : `${value.toFixed(2)} s`)
+  process.stdout.write(`${results[0]!.scenario.description}\n`)
+  process.stdout.write(`options: count ${options.count}, maxConnectionAge ${duration(options.age)}, jitter 10 %; ${options.rate} requests/s; connect ${duration(options.handshake)}; ${seeds} seeds\n`)
+  process.stdout.write(`time to balance (mean of ${seeds} seeds): after the scale-out ${seconds(simulated.scaleOut)}, after the return ${seconds(simulated.return)}\n`)
+  if (summary) {
+    const real = summary.clients.drainpipe.balancedAfter
+    const versus = (sim: number | null, actual: number | null) =>
+      sim === null || actual === null ? '' : ` (${(((sim - actual) / actual) * 100).toFixed(0)} %)`
+    process.stdout.write(
+      `real run (${values.compare}): after the scale-out ${seconds(real.scaleOut)}${versus(simulated.scaleOut, real.scaleOut)}, ` +
+        `after the return ${seconds(real.return)}${versus(simulated.return, real.return)}\n`,
+    )
+  }
+  const out = resolve(values.out ?? join(tmpdir(), 'drainpipe-simulation.svg'))
+  await writeFile(out, chart(results[0]!, command))
+  process.stdout.write(`chart (seed 1): ${out}\n`)
+}
+
+if (values.help) {
+  process.stdout.write(usage)
+  process.exit(0)
+}
+const scenario = oneOf('scenario', positionals[0] ?? 'scale-out', scenarioNames)
+if (scenario === 'demo') await runDemo()
+else await runFleet(scenario)
