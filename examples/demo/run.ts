@@ -14,6 +14,7 @@
  *   10.5A  127.0.0.4 starts again and rejoins DNS
  *   14.5A  end: summary and chart
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -49,6 +50,12 @@ export interface ClientSummary {
   balancedAfter: { scaleOut: number | null; return: number | null }
   /** Requests per backend over the whole run. */
   perBackend: Record<string, number>
+  /**
+   * drainpipe only: its connections and how long each took to connect (lookup, TCP, TLS, SETTINGS),
+   * in ms. Each recycle round comes that much later: `npm run simulate -- demo --compare` replays the
+   * run with it.
+   */
+  connect?: { connections: number; mean: number; median: number; durations: number[] }
 }
 
 export interface DemoSummary {
@@ -138,6 +145,9 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
   process.once('SIGINT', onSignal)
 
   // ── Run ──────────────────────────────────────────────────────────────────
+  const connectDurations: number[] = []
+  const onConnect = (message: unknown) => connectDurations.push((message as { connectDuration: number }).connectDuration)
+  subscribe('drainpipe:pool:connect', onConnect)
   const t0 = performance.now()
   const elapsed = () => performance.now() - t0
   const events: { t: number; label: string }[] = []
@@ -216,6 +226,7 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
     if (options.live) process.stdout.write(screen.showCursor)
     process.removeListener('SIGINT', onSignal)
     await shutdown()
+    unsubscribe('drainpipe:pool:connect', onConnect)
   }
 
   // ── Summary ──────────────────────────────────────────────────────────────
@@ -248,7 +259,7 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
     window: WINDOW,
     duration: round(duration / 1000),
     events: events.map((event) => ({ t: round(event.t / 1000), label: event.label })),
-    clients: { drainpipe: summarise(loads.drainpipe), undici: summarise(loads.undici) },
+    clients: { drainpipe: { ...summarise(loads.drainpipe), connect: connectFigures(connectDurations) }, undici: summarise(loads.undici) },
     chart: resolve(options.out),
   }
 
@@ -320,6 +331,7 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
   row('requests', String(d.requests), String(u.requests))
   row('failed requests', String(d.failed), String(u.failed))
   for (const host of allHosts) row(`requests to ${host}`, String(d.perBackend[host] ?? 0), String(u.perBackend[host] ?? 0))
+  if (d.connect) row('connections (mean time to connect)', `${d.connect.connections} (${d.connect.mean} ms)`, '')
   for (const failure of d.failures) log(`drainpipe failure: ${failure}`)
   for (const failure of u.failures) log(`undici failure: ${failure}`)
   log(`chart: ${summary.chart}`)
@@ -329,3 +341,14 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
 }
 
 const round = (value: number) => Math.round(value * 10) / 10
+
+function connectFigures(durations: number[]): ClientSummary['connect'] {
+  if (durations.length === 0) return undefined
+  const sorted = [...durations].sort((a, b) => a - b)
+  return {
+    connections: sorted.length,
+    mean: round(sorted.reduce((a, b) => a + b, 0) / sorted.length),
+    median: round(sorted[Math.floor(sorted.length / 2)]!),
+    durations: durations.map(round),
+  }
+}
