@@ -44,7 +44,7 @@ Measurement:
   --window <dur>          shares over this window (default: a tenth of a connection's life, 1 s to 1 min)
   --bucket <dur>          resolution of every series (default 1s)
 Runs and output:
-  --sweep <name=v1,v2>    run every combination (repeatable; names: clients, backends, count, age, jitter, rate, seed) and print a table
+  --sweep <name=v1,v2>    run every combination (repeatable; names: clients, backends, count, age, jitter, rate, seed, service-time) and print a table
   --out <file>            the chart (SVG) of a single run; default ${join(tmpdir(), 'drainpipe-simulation.svg')}
   --json <file>           the figures as JSON
   demo only: --quick (age 1 s), --seeds <n> (runs to average, default 20), --compare <summary.json> (from npm run demo -- --json)
@@ -127,6 +127,7 @@ const sweepable: Record<string, (text: string) => Partial<SimulationOptions>> = 
   jitter: (text) => ({ jitter: parseFraction('jitter', text) }),
   rate: (text) => ({ rate: parseRate(text) }),
   seed: (text) => ({ seed: parseCount('seed', text, 0) }),
+  'service-time': (text) => ({ serviceTime: parseDuration('service-time', text) }),
 }
 
 function baseOptions(): Partial<SimulationOptions> {
@@ -207,7 +208,7 @@ interface DemoSummary {
   quick: boolean
   age: number
   count: number
-  clients: { drainpipe: { balancedAfter: { scaleOut: number | null; return: number | null }; connect?: { mean: number } } }
+  clients: { drainpipe: { balancedAfter: { scaleOut: number | null; return: number | null }; connect?: { mean: number; durations?: number[] } } }
 }
 
 async function runDemo(): Promise<void> {
@@ -215,10 +216,16 @@ async function runDemo(): Promise<void> {
   const quick = summary?.quick ?? values.quick
   const seeds = values.seeds === undefined ? 20 : parseCount('seeds', values.seeds)
   const given = baseOptions()
-  const handshake = given.handshake ?? summary?.clients.drainpipe.connect?.mean
-  const options = demoOptions({ quick, ...(summary ? { count: summary.count } : {}), ...(handshake === undefined ? {} : { handshake }) })
+  // The real run's connect times, unless --handshake says otherwise: every recycle round comes later by them.
+  const measured = given.handshake === undefined ? summary?.clients.drainpipe.connect?.durations : undefined
+  const options = demoOptions({
+    quick,
+    ...(summary ? { count: summary.count } : {}),
+    ...(given.handshake === undefined ? {} : { handshake: given.handshake }),
+    ...(measured === undefined ? {} : { handshakeSamples: measured }),
+  })
   const results: SimulationResult[] = []
-  for (let seed = 1; seed <= seeds; seed++) results.push(await simulate({ ...options, ...given, handshake: options.handshake, seed }))
+  for (let seed = 1; seed <= seeds; seed++) results.push(await simulate({ ...options, seed }))
   const mean = (pick: (result: SimulationResult) => number | null) => {
     const found = results.map(pick).filter((value): value is number => value !== null)
     return found.length === 0 ? null : found.reduce((a, b) => a + b, 0) / found.length / 1000
@@ -226,7 +233,8 @@ async function runDemo(): Promise<void> {
   const simulated = { scaleOut: mean((r) => r.changes[0]!.balancedAfter), return: mean((r) => r.changes[1]!.balancedAfter) }
   const seconds = (value: number | null) => (value === null ? 'never' : `${value.toFixed(2)} s`)
   process.stdout.write(`${results[0]!.scenario.description}\n`)
-  process.stdout.write(`options: count ${options.count}, maxConnectionAge ${duration(options.age)}, jitter 10 %; ${options.rate} requests/s; connect ${duration(options.handshake)}; ${seeds} seeds\n`)
+  const connect = measured === undefined ? duration(options.handshake) : `the real run's ${measured.length} connect times (mean ${duration(measured.reduce((a, b) => a + b, 0) / measured.length)})`
+  process.stdout.write(`options: count ${options.count}, maxConnectionAge ${duration(options.age)}, jitter 10 %; ${options.rate} requests/s; connect: ${connect}; ${seeds} seeds\n`)
   process.stdout.write(`time to balance (mean of ${seeds} seeds): after the scale-out ${seconds(simulated.scaleOut)}, after the return ${seconds(simulated.return)}\n`)
   if (summary) {
     const real = summary.clients.drainpipe.balancedAfter

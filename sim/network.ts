@@ -28,6 +28,12 @@ import type { BackendSeries, Metrics } from './metrics.js'
 export interface NetworkOptions {
   /** TCP + TLS + the server's SETTINGS (ms). */
   handshake: number
+  /**
+   * Measured connect times (ms) to draw each handshake's from instead, at
+   * random: a loaded machine's are far from constant, and every recycle
+   * round comes later by its connect time.
+   */
+  handshakeSamples: readonly number[]
   /** A round trip (ms): a refused connect, a PING, a close. */
   rtt: number
   /** From a request's HEADERS to its complete response (ms). */
@@ -61,14 +67,22 @@ export class Network implements Engine {
   readonly clock: Clock
   readonly options: NetworkOptions
   readonly metrics: Metrics
+  readonly #random: () => number
   readonly #backends = new Map<string, Backend>()
   /** Streams opened so far: the load tells from it whether a request was sent at once. */
   opened = 0
 
-  constructor(clock: Clock, metrics: Metrics, options: NetworkOptions) {
+  constructor(clock: Clock, metrics: Metrics, options: NetworkOptions, random: () => number) {
     this.clock = clock
     this.metrics = metrics
     this.options = options
+    this.#random = random
+  }
+
+  /** How long the next handshake takes. */
+  #handshake(): number {
+    const samples = this.options.handshakeSamples
+    return samples.length === 0 ? this.options.handshake : samples[Math.floor(this.#random() * samples.length)]!
   }
 
   backend(address: string): Backend | undefined {
@@ -143,7 +157,7 @@ export class Network implements Engine {
         }
         refused++
       }
-      const delay = refused * options.rtt + (backend === undefined ? 0 : options.handshake)
+      const delay = refused * options.rtt + (backend === undefined ? 0 : this.#handshake())
       if (backend !== undefined) backend.series.handshakes[this.metrics.index(clock.now() + refused * options.rtt)]!++
       const onAbort = () => {
         clock.clearTimeout(timer)

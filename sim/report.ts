@@ -87,6 +87,7 @@ export function tableColumns(varied: string[]): Column[] {
     age: { title: 'maxConnectionAge', value: (r) => duration(r.options.age) },
     jitter: { title: 'jitter', value: (r) => percent(r.options.jitter) },
     rate: { title: 'req/s per client', value: (r) => round(r.options.rate, 3) },
+    'service-time': { title: 'in flight per client', value: (r) => round((r.options.rate * r.options.serviceTime) / 1000, 2) },
     seed: { title: 'seed', value: (r) => String(r.options.seed) },
   }
   const first = (r: SimulationResult) => r.changes[0]
@@ -111,9 +112,11 @@ export function tableColumns(varied: string[]): Column[] {
     { title: 'formula', value: (r) => round(r.handshakes.formula, 3) },
     { title: 'peak (1 s)', value: (r) => String(r.handshakes.peak) },
     { title: 'start-up peak', value: (r) => String(r.startup.peak) },
+    { title: 'connections/backend at the end', value: (r) => `${r.connections.min}–${r.connections.max}` },
     { title: 'waited', value: (r) => count(r.requests.waited) },
     { title: 'failed', value: (r) => count(r.requests.failed) },
-    { title: 'wall', value: (r) => duration(r.cost.wallMs) },
+    { title: 'simulated', value: (r) => duration(r.scenario.duration) },
+    { title: 'wall (CPU)', value: (r) => `${duration(r.cost.wallMs)} (${duration(r.cost.cpuMs)})` },
   ]
 }
 

@@ -89,8 +89,19 @@ export function buildScenario(name: ScenarioName, parameters: ScenarioParameters
   // Mid-way between two recycle rounds of a fleet deployed at once.
   const change = startSpread + 2.5 * cycle
   switch (name) {
-    case 'steady':
-      return { name, description: `${backends} backends, nothing changes`, initial, steps: [], changes: [], warmup, duration: warmup + 4 * cycle }
+    case 'steady': {
+      const end = warmup + 4 * cycle
+      // No change: the balance is timed from the end of the warm-up, and what it settles at is the fleet's floor.
+      return {
+        name,
+        description: `${backends} backends, nothing changes`,
+        initial,
+        steps: [],
+        changes: [{ at: warmup, until: end, label: 'steady state', joined: [] }],
+        warmup,
+        duration: end,
+      }
+    }
     case 'scale-out': {
       const to = parameters.scaleTo ?? 2 * backends
       const added = addresses(to - backends, backends)

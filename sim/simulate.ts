@@ -38,6 +38,8 @@ export interface SimulationOptions {
   /** Network and backends (ms); see sim/network.ts. */
   serviceTime: number
   handshake: number
+  /** Measured connect times to draw from instead of `handshake` (a real run's). */
+  handshakeSamples: number[]
   rtt: number
   dnsLatency: number
   maxConcurrentStreams: number
@@ -84,9 +86,10 @@ export const defaults: SimulationOptions = {
   jitter: 0.1,
   rate: 10,
   arrivals: 'paced',
-  startSpread: 10_000,
+  startSpread: 60_000,
   serviceTime: 20,
   handshake: 10,
+  handshakeSamples: [],
   rtt: 1,
   dnsLatency: 1,
   maxConcurrentStreams: 100,
@@ -116,7 +119,7 @@ export async function simulate(given: Partial<SimulationOptions>, progress?: (do
   const metrics = new Metrics(scenario.duration, options.bucket)
   // The run ends with its last bucket, so that every bucket is whole.
   const end = metrics.length * options.bucket
-  const network = new Network(clock, metrics, options)
+  const network = new Network(clock, metrics, options, random)
   const dns = network.dns({ order: options.dnsOrder, random })
   const world: World = { clock, network, dns, metrics, host: HOST }
 
@@ -153,7 +156,9 @@ export async function simulate(given: Partial<SimulationOptions>, progress?: (do
   }
 
   const used = process.cpuUsage(cpu)
-  const life = options.age + jitter / 2 + options.dnsLatency + options.handshake
+  const samples = options.handshakeSamples
+  const handshake = samples.length === 0 ? options.handshake : samples.reduce((a, b) => a + b, 0) / samples.length
+  const life = options.age + jitter / 2 + options.dnsLatency + handshake
   const steady = handshakeFigures(metrics, scenario.warmup, end)
   const lifecycle = { recyclesOk: 0, recyclesFailed: 0, goaways: 0, retries: 0, lookups: dns.lookups, lookupFailures: dns.failures }
   for (const client of fleet.clients) {
@@ -211,9 +216,20 @@ export function autoMeasure(options: SimulationOptions): { window: number; rate:
  * node:http2's default of streams; DNS answers in the order set, as the
  * in-repo DNS server does; balance over 1 s windows in 100 ms steps.
  * `handshake` is the whole connect (lookup included): pass what the real run
- * measured, it moves every recycle round.
+ * measured (`handshakeSamples`, its connect times), it moves every recycle
+ * round.
  */
-export function demoOptions({ quick, count = 6, handshake = defaults.handshake }: { quick: boolean; count?: number; handshake?: number }): SimulationOptions {
+export function demoOptions({
+  quick,
+  count = 6,
+  handshake = defaults.handshake,
+  handshakeSamples = [],
+}: {
+  quick: boolean
+  count?: number
+  handshake?: number
+  handshakeSamples?: number[]
+}): SimulationOptions {
   return {
     ...defaults,
     scenario: 'demo',
@@ -227,6 +243,7 @@ export function demoOptions({ quick, count = 6, handshake = defaults.handshake }
     startSpread: 0,
     serviceTime: 1,
     handshake,
+    handshakeSamples,
     rtt: 0.2,
     dnsLatency: 0,
     maxConcurrentStreams: 2 ** 32 - 1,
