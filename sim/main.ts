@@ -15,7 +15,8 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chart, duration, markdownTable, tableColumns, textReport } from './report.js'
 import { scenarioNames, type ScenarioName } from './scenarios.js'
-import { autoMeasure, defaults, demoOptions, simulate, type SimulationOptions, type SimulationResult } from './simulate.js'
+import { replayDemo, type DemoRun } from './demo.js'
+import { autoMeasure, defaults, simulate, type SimulationOptions, type SimulationResult } from './simulate.js'
 
 const usage = `Usage: npm run simulate -- [scenario] [options]
 
@@ -47,7 +48,8 @@ Runs and output:
   --sweep <name=v1,v2>    run every combination (repeatable; names: clients, backends, count, age, jitter, rate, seed, service-time) and print a table
   --out <file>            the chart (SVG) of a single run; default ${join(tmpdir(), 'drainpipe-simulation.svg')}
   --json <file>           the figures as JSON
-  demo only: --quick (age 1 s), --seeds <n> (runs to average, default 20), --compare <summary.json> (from npm run demo -- --json)
+  demo only: --quick (age 1 s), --seeds <n> (runs, the median is reported; default 21),
+              --compare <summary.json> (a real run's, from npm run demo -- --json: its change times and connect times are replayed)
 `
 
 const { values, positionals } = parseArgs({
@@ -203,52 +205,34 @@ async function runFleet(scenario: ScenarioName): Promise<void> {
   }
 }
 
-/** The figures of `npm run demo -- --json` that the replay needs. */
-interface DemoSummary {
-  quick: boolean
-  age: number
-  count: number
-  clients: { drainpipe: { balancedAfter: { scaleOut: number | null; return: number | null }; connect?: { mean: number; durations?: number[] } } }
-}
-
 async function runDemo(): Promise<void> {
-  const summary = values.compare === undefined ? undefined : (JSON.parse(await readFile(values.compare, 'utf8')) as DemoSummary)
-  const quick = summary?.quick ?? values.quick
-  const seeds = values.seeds === undefined ? 20 : parseCount('seeds', values.seeds)
-  const given = baseOptions()
-  // The real run's connect times, unless --handshake says otherwise: every recycle round comes later by them.
-  const measured = given.handshake === undefined ? summary?.clients.drainpipe.connect?.durations : undefined
-  const options = demoOptions({
-    quick,
-    ...(summary ? { count: summary.count } : {}),
-    ...(given.handshake === undefined ? {} : { handshake: given.handshake }),
-    ...(measured === undefined ? {} : { handshakeSamples: measured }),
-  })
-  const results: SimulationResult[] = []
-  for (let seed = 1; seed <= seeds; seed++) results.push(await simulate({ ...options, seed }))
-  const mean = (pick: (result: SimulationResult) => number | null) => {
-    const found = results.map(pick).filter((value): value is number => value !== null)
-    return found.length === 0 ? null : found.reduce((a, b) => a + b, 0) / found.length / 1000
-  }
-  const simulated = { scaleOut: mean((r) => r.changes[0]!.balancedAfter), return: mean((r) => r.changes[1]!.balancedAfter) }
-  const seconds = (value: number | null) => (value === null ? 'never' : `${value.toFixed(2)} s`)
-  process.stdout.write(`${results[0]!.scenario.description}\n`)
-  const connect = measured === undefined ? duration(options.handshake) : `the real run's ${measured.length} connect times (mean ${duration(measured.reduce((a, b) => a + b, 0) / measured.length)})`
-  process.stdout.write(`options: count ${options.count}, maxConnectionAge ${duration(options.age)}, jitter 10 %; ${options.rate} requests/s; connect: ${connect}; ${seeds} seeds\n`)
-  process.stdout.write(`time to balance (mean of ${seeds} seeds): after the scale-out ${seconds(simulated.scaleOut)}, after the return ${seconds(simulated.return)}\n`)
-  if (summary) {
-    const real = summary.clients.drainpipe.balancedAfter
-    const versus = (sim: number | null, actual: number | null) =>
-      sim === null || actual === null ? '' : ` (${(((sim - actual) / actual) * 100).toFixed(0)} %)`
+  const run = values.compare === undefined ? undefined : (JSON.parse(await readFile(values.compare, 'utf8')) as DemoRun)
+  const seeds = values.seeds === undefined ? 21 : parseCount('seeds', values.seeds)
+  const handshake = values.handshake === undefined ? undefined : parseDuration('handshake', values.handshake)
+  const replay = await replayDemo(run ?? { quick: values.quick }, seeds, handshake)
+  const first = replay.results[0]!
+  const options = first.options
+  const samples = options.handshakeSamples
+  const connect =
+    samples.length === 0 ? duration(options.handshake) : `the real run's ${samples.length} connect times (mean ${duration(samples.reduce((a, b) => a + b, 0) / samples.length)})`
+  const seconds = (value: number | null) => (value === null ? 'never' : `${value.toFixed(1)} s`)
+  process.stdout.write(`${first.scenario.description}${run ? `, at the real run's times (${run.events.map((event) => `${event.t} s`).join(', ')})` : ''}\n`)
+  process.stdout.write(`options: count ${options.count}, maxConnectionAge ${duration(options.age)}, jitter 10 %; ${options.rate} requests/s; connect: ${connect}\n`)
+  process.stdout.write(`simulated time to balance (median of ${seeds} seeds): after the scale-out ${seconds(replay.scaleOut)}, after the return ${seconds(replay.return)}\n`)
+  if (run) {
+    const real = run.clients.drainpipe.balancedAfter
+    const versus = (sim: number | null, actual: number | null) => (sim === null || actual === null ? '' : ` (simulated ${signed(((sim - actual) / actual) * 100)} %)`)
     process.stdout.write(
-      `real run (${values.compare}): after the scale-out ${seconds(real.scaleOut)}${versus(simulated.scaleOut, real.scaleOut)}, ` +
-        `after the return ${seconds(real.return)}${versus(simulated.return, real.return)}\n`,
+      `real run (${values.compare}, ${run.clients.drainpipe.requests} requests): after the scale-out ${seconds(real.scaleOut)}${versus(replay.scaleOut, real.scaleOut)}, ` +
+        `after the return ${seconds(real.return)}${versus(replay.return, real.return)}\n`,
     )
   }
   const out = resolve(values.out ?? join(tmpdir(), 'drainpipe-simulation.svg'))
-  await writeFile(out, chart(results[0]!, command))
+  await writeFile(out, chart(first, command))
   process.stdout.write(`chart (seed 1): ${out}\n`)
 }
+
+const signed = (value: number) => `${value >= 0 ? '+' : ''}${value.toFixed(0)}`
 
 if (values.help) {
   process.stdout.write(usage)

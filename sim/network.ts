@@ -85,14 +85,6 @@ export class Network implements Engine {
     return samples.length === 0 ? this.options.handshake : samples[Math.floor(this.#random() * samples.length)]!
   }
 
-  backend(address: string): Backend | undefined {
-    return this.#backends.get(address)
-  }
-
-  get backends(): IterableIterator<Backend> {
-    return this.#backends.values()
-  }
-
   /** Starts a backend (again) at `address`: it accepts connections from now on. */
   start(address: string): Backend {
     let backend = this.#backends.get(address)
@@ -388,10 +380,6 @@ export class SimDns {
   set(name: string, addresses: readonly string[]): void {
     this.#records.set(name, [...addresses])
     this.#metrics.dns.push({ t: this.#clock.now(), addresses: [...addresses] })
-  }
-
-  records(name: string): readonly string[] {
-    return this.#records.get(name) ?? []
   }
 
   readonly lookup: LookupFunction = (hostname, _options, callback) => {

@@ -70,6 +70,16 @@ export interface ScenarioParameters {
   dnsOutage?: number
   /** dns-outage: SERVFAIL at once, or no answer at all. Default 'servfail'. */
   dnsFailure?: 'servfail' | 'timeout'
+  /** demo: when its four changes happened in a real run (ms), instead of the plan's 2.5, 7.5, 9 and 10.5 ages. */
+  demoTimes?: DemoTimes
+}
+
+/** The demo's changes: scale-out, the backend leaving DNS, stopping, coming back. */
+export interface DemoTimes {
+  scaleOut: number
+  leave: number
+  stop: number
+  back: number
 }
 
 /** Backend addresses of a pod network: 10.0.0.1, 10.0.0.2, … (`offset` numbers a second generation, after a restart). */
@@ -208,7 +218,7 @@ export function buildScenario(name: ScenarioName, parameters: ScenarioParameters
       }
     }
     case 'demo':
-      return demoScenario(cycle)
+      return demoScenario(cycle, parameters.demoTimes)
   }
 }
 
@@ -216,12 +226,12 @@ export function buildScenario(name: ScenarioName, parameters: ScenarioParameters
  * The scene of `npm run demo` (examples/demo/run.ts), in its own units: A is
  * the connection age (3 s; 1 s with --quick). Backends on 127.0.0.2…7.
  */
-function demoScenario(cycle: number): Scenario {
+function demoScenario(cycle: number, times: DemoTimes | undefined): Scenario {
   // The demo's jitter is the default, 10 % of the age.
   const age = cycle / 1.1
   const hosts = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.0.7']
   const gone = hosts[2]!
-  const plan = { scaleOut: 2.5 * age, leave: 7.5 * age, stop: 9 * age, back: 10.5 * age, end: 14.5 * age }
+  const plan = { ...(times ?? { scaleOut: 2.5 * age, leave: 7.5 * age, stop: 9 * age, back: 10.5 * age }), end: 14.5 * age }
   return {
     name: 'demo',
     description: `the demo's scene: 3 → 6 backends, then ${gone} leaves DNS, stops (GOAWAY) and comes back`,

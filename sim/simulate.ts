@@ -17,7 +17,7 @@ import { Fleet } from './fleet.js'
 import { Metrics } from './metrics.js'
 import { Network, type DnsOrder } from './network.js'
 import { seededRandom } from './random.js'
-import { buildScenario, type Scenario, type ScenarioName, type ScenarioParameters, type World } from './scenarios.js'
+import { buildScenario, type DemoTimes, type Scenario, type ScenarioName, type ScenarioParameters, type World } from './scenarios.js'
 
 export interface SimulationOptions {
   scenario: ScenarioName
@@ -224,11 +224,14 @@ export function demoOptions({
   count = 6,
   handshake = defaults.handshake,
   handshakeSamples = [],
+  times,
 }: {
   quick: boolean
   count?: number
   handshake?: number
   handshakeSamples?: number[]
+  /** When the changes happened in the real run (its start of servers and DNS updates take a moment). */
+  times?: DemoTimes
 }): SimulationOptions {
   return {
     ...defaults,
@@ -250,5 +253,6 @@ export function demoOptions({
     dnsOrder: 'fixed',
     bucket: 100,
     window: 1000,
+    scene: times === undefined ? {} : { demoTimes: times },
   }
 }
