@@ -5,7 +5,7 @@
 import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { create } from '@bufbuild/protobuf'
-import { Code, ConnectError, createClient, decodeBinaryHeader, type Client as ConnectClient, type Interceptor } from '@connectrpc/connect'
+import { Code, createClient, decodeBinaryHeader, type Client as ConnectClient, type Interceptor } from '@connectrpc/connect'
 import type { Compression } from '@connectrpc/connect/protocol'
 import { compressionGzip, createGrpcTransport, type GrpcTransport, type GrpcTransportOptions } from '../lib/grpc.js'
 import { pki } from './helpers/pki.js'

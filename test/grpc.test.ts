@@ -8,7 +8,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import http2 from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Code, ConnectError, createClient, type Client as ConnectClient } from '@connectrpc/connect'
+import { Code, ConnectError, createClient, type Client as ConnectClient, type Interceptor } from '@connectrpc/connect'
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { Client } from '../lib/index.js'
 import { compressionGzip, createGrpcTransport, createUniversalClient, grpcKeepAlive, toConnectError, type GrpcTransport } from '../lib/grpc.js'
@@ -50,7 +50,9 @@ function requestMessages(body: Buffer): string[] {
 async function scriptedServer(script: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, body: Buffer) => void) {
   const server = http2.createServer()
   const sessions = new Set<http2.ServerHttp2Session>()
+  let accepted = 0
   server.on('session', (session: http2.ServerHttp2Session) => {
+    accepted++
     sessions.add(session)
     session.on('close', () => sessions.delete(session))
   })
@@ -65,6 +67,10 @@ async function scriptedServer(script: (stream: http2.ServerHttp2Stream, headers:
   return {
     baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     sessions,
+    /** Connections accepted so far. */
+    get connections() {
+      return accepted
+    },
     async close() {
       for (const session of sessions) session.destroy()
       await new Promise<void>((resolve) => server.close(() => resolve()))
@@ -224,10 +230,17 @@ describe('transparent retries of calls the server never processed', () => {
   let attempts: string[][]
   let refuse: number
   let refuseAfterHeaders: boolean
+  let goawayBelow: boolean
 
   beforeAll(async () => {
     server = await scriptedServer((stream, _headers, body) => {
       attempts.push(requestMessages(body))
+      // A GOAWAY whose last-stream-id is below this stream: the server says it never processed it.
+      if (goawayBelow) {
+        goawayBelow = false
+        stream.session!.goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id! - 2)
+        return
+      }
       // The whole request was read, then refused: the server provably did not process it.
       if (refuse > 0) {
         refuse--
@@ -254,6 +267,7 @@ describe('transparent retries of calls the server never processed', () => {
     attempts = []
     refuse = refusals
     refuseAfterHeaders = afterHeaders
+    goawayBelow = false
   }
 
   it('unary: refused once, sent again and answered; the retry is published and counted', async () => {
@@ -273,6 +287,17 @@ describe('transparent retries of calls the server never processed', () => {
     } finally {
       unsubscribe('drainpipe:request:retry', onRetry)
     }
+  })
+
+  it("a call above a GOAWAY's last-stream-id is sent again on a new connection", async () => {
+    reset(0)
+    await echo.echo({ message: 'first' })
+    const connections = server.connections
+    attempts = []
+    goawayBelow = true
+    expect((await echo.echo({ message: 'above' })).message).toBe('above')
+    expect(attempts).toEqual([['above'], ['above']])
+    expect(server.connections).toBe(connections + 1)
   })
 
   it('server streaming: the request is one fixed body, replayed whatever its size', async () => {
@@ -403,6 +428,76 @@ describe("protocol errors from a server, as gRPC's status codes", () => {
     } finally {
       await limited.close()
     }
+  })
+})
+
+describe('interceptors: what they see of a call, and what they may change', () => {
+  let server: Awaited<ReturnType<typeof scriptedServer>>
+
+  beforeAll(async () => {
+    // A request with 'x-hold' is never answered (the client ends it); the rest are echoed.
+    server = await scriptedServer((stream, headers, body) => {
+      if (headers['x-hold'] === undefined) echoAnswer(stream, body)
+    })
+  })
+
+  afterAll(async () => {
+    await server.close()
+  })
+
+  const through = (interceptor: Interceptor) => createClient(EchoService, createGrpcTransport({ baseUrl: server.baseUrl, interceptors: [interceptor] }))
+
+  it("req.signal aborts when the call ends, when the deadline passes, or when the caller aborts, as with Connect's transports", async () => {
+    const signals: AbortSignal[] = []
+    const echo = through((next) => (request) => {
+      signals.push(request.signal)
+      return next(request)
+    })
+    await echo.echo({ message: 'done' })
+    expect(signals[0]!.aborted).toBe(true)
+    const deadline = await caught(echo.echo({ message: 'late' }, { headers: { 'x-hold': '1' }, timeoutMs: 50 }))
+    expect(deadline.code).toBe(Code.DeadlineExceeded)
+    expect((signals[1]!.reason as ConnectError).code).toBe(Code.DeadlineExceeded)
+    const controller = new AbortController()
+    const cancelled = echo.echo({ message: 'never' }, { headers: { 'x-hold': '1' }, signal: controller.signal })
+    controller.abort(new Error('changed my mind'))
+    expect((await caught(cancelled)).code).toBe(Code.Canceled)
+    expect((signals[2]!.reason as ConnectError).code).toBe(Code.Canceled)
+  })
+
+  it('a signal an interceptor puts in the request cancels the call; a spread request keeps everything', async () => {
+    const mine = new AbortController()
+    const echo = through((next) => (request) => next({ ...request, signal: mine.signal, header: new Headers({ ...Object.fromEntries(request.header), 'x-hold': '1' }) }))
+    const call = echo.echo({ message: 'held' })
+    mine.abort()
+    expect((await caught(call)).code).toBe(Code.Canceled)
+    const spread = through((next) => (request) => next({ ...request }))
+    expect((await spread.echo({ message: 'copied' }, { timeoutMs: 5_000 })).message).toBe('copied')
+  })
+
+  it('stream requests carry full messages; an interceptor error fails the call as a ConnectError', async () => {
+    const seen: unknown[] = []
+    const echo = through((next) => async (request) => {
+      if (request.stream) {
+        const input = request.message
+        return next({
+          ...request,
+          message: (async function* () {
+            for await (const message of input) {
+              seen.push(message)
+              yield message
+            }
+          })(),
+        })
+      }
+      throw new Error('not today')
+    })
+    const response = await echo.clientStream(messages({ message: 'partial init' }))
+    expect(response.message).toBe('partial init')
+    expect(seen).toEqual([create(EchoRequestSchema, { message: 'partial init' })])
+    const error = await caught(echo.echo({ message: 'refused' }))
+    expect(error.code).toBe(Code.Unknown)
+    expect(error.rawMessage).toBe('not today')
   })
 })
 

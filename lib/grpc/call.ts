@@ -43,7 +43,7 @@ abstract class GrpcCall implements Dispatcher.DispatchHandler, MessageSink {
   #signal: AbortSignal | undefined
   #onAbort: (() => void) | undefined
   #timer: NodeJS.Timeout | undefined
-  #trailersOnly = false
+  #onOver: ((error: ConnectError | undefined) => void) | undefined
   /** The exchange is over (ended or failed): timers and listeners are gone, late events change nothing. */
   #over = false
   #header: Headers | undefined
@@ -68,9 +68,11 @@ abstract class GrpcCall implements Dispatcher.DispatchHandler, MessageSink {
   /**
    * Arms the caller's signal and the deadline, before the request is
    * prepared (compression and a streamed input take time too). False when
-   * the signal was already aborted: the call failed.
+   * the signal was already aborted: the call failed. `onOver` learns when
+   * the call is over, and with which error.
    */
-  arm(signal: AbortSignal | undefined, timeoutMs: number | undefined): boolean {
+  arm(signal: AbortSignal | undefined, timeoutMs: number | undefined, onOver?: (error: ConnectError | undefined) => void): boolean {
+    this.#onOver = onOver
     if (signal !== undefined) {
       if (signal.aborted) {
         this.fail(abortedBy(signal))
@@ -115,7 +117,7 @@ abstract class GrpcCall implements Dispatcher.DispatchHandler, MessageSink {
   /** The call failed before or outside its stream (preparing the request, a signal aborted before the dispatch). */
   fail(error: ConnectError): void {
     if (this.#over) return
-    this.#finish()
+    this.#finish(error)
     this.failed(error)
   }
 
@@ -135,10 +137,11 @@ abstract class GrpcCall implements Dispatcher.DispatchHandler, MessageSink {
     return compression.decompress(bytes, this.settings.readMaxBytes).then((inflated) => this.plan.parse(inflated))
   }
 
-  #finish(): void {
+  #finish(error: ConnectError | undefined): void {
     this.#over = true
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     if (this.#onAbort !== undefined) this.#signal!.removeEventListener('abort', this.#onAbort)
+    this.#onOver?.(error)
   }
 
   // ── The dispatch handler ───────────────────────────────────────────────
@@ -170,8 +173,7 @@ abstract class GrpcCall implements Dispatcher.DispatchHandler, MessageSink {
       }
       this.#compression = compression
     }
-    this.#trailersOnly = headers['grpc-status'] !== undefined
-    this.responded(this.#trailersOnly)
+    this.responded(headers['grpc-status'] !== undefined)
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -184,21 +186,22 @@ abstract class GrpcCall implements Dispatcher.DispatchHandler, MessageSink {
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: ResponseFields): void {
     if (this.#over) return
-    this.#finish()
     this.trailerFields = trailers
     if (this.#trailer !== undefined) toHeaders(trailers, this.#trailer)
     let status = statusOf(trailers, [this.headerFields, trailers])
     // Trailers-only: the status came with the headers (and no trailers follow).
     if (status === undefined) status = statusOf(this.headerFields, [this.headerFields])
-    if (status === undefined) this.ended(new ConnectError('protocol error: the response ended without grpc-status', Code.Internal, this.#metadata()))
-    else if (status === null && this.#decoder.partial) this.ended(new ConnectError('protocol error: the response ended inside a message', Code.Internal))
-    else this.ended(status)
+    if (status === undefined) status = new ConnectError('protocol error: the response ended without grpc-status', Code.Internal, this.#metadata())
+    else if (status === null && this.#decoder.partial) status = new ConnectError('protocol error: the response ended inside a message', Code.Internal)
+    this.#finish(status ?? undefined)
+    this.ended(status)
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.#over) return
-    this.#finish()
-    this.failed(toConnectError(error))
+    const failure = toConnectError(error)
+    this.#finish(failure)
+    this.failed(failure)
   }
 
   #metadata(): Headers {
@@ -217,7 +220,7 @@ abstract class GrpcCall implements Dispatcher.DispatchHandler, MessageSink {
   protected abstract failed(error: ConnectError): void
 }
 
-// ── Unary and client streaming ───────────────────────────────────────────
+// ── Unary ────────────────────────────────────────────────────────────────
 
 /** A unary call: its promise settles when the status arrives, with the one message. */
 export class UnaryCall extends GrpcCall {
@@ -283,7 +286,7 @@ class UnaryResult implements UnaryResponse {
   }
 }
 
-// ── Server streaming and bidi ────────────────────────────────────────────
+// ── Streaming (server, client and bidi) ──────────────────────────────────
 
 /** Response bytes queued for a slow reader before the stream is paused (HTTP/2 flow control then holds the server). */
 const HIGH_WATER_MARK = 64 * 1024
@@ -292,8 +295,9 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value:
 
 /**
  * A streaming call: its promise settles with the response headers; the call
- * itself is the iterable of response messages (one reader). Messages the
- * reader has not asked for yet are queued raw and parsed when read.
+ * itself is the iterable of response messages (one reader; Connect's client
+ * streaming reads its one answer from it too). Messages the reader has not
+ * asked for yet are queued raw and parsed when read.
  */
 export class StreamCall extends GrpcCall implements AsyncIterable<Message>, AsyncIterator<Message> {
   readonly response: Promise<StreamResponse>

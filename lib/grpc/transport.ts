@@ -2,18 +2,26 @@
  * The Connect `Transport` for the gRPC protocol, speaking it directly on a
  * drainpipe client: every call is one `client.dispatch` with a `UnaryCall`
  * or `StreamCall` as its handler. Without interceptors a call goes straight
- * there; with interceptors Connect's `runUnaryCall` / `runStreamingCall`
- * wrap it, so interceptors see the `Headers`, `AbortSignal` and messages
- * Connect's own transports give them.
+ * there; with interceptors it first goes through them, with the request
+ * Connect's own transports give them (`Headers`, full messages, a signal).
  */
-import type { DescMessage, DescMethod, DescMethodStreaming, DescMethodUnary, MessageInitShape } from '@bufbuild/protobuf'
-import { createContextValues, type ContextValues, type Interceptor, type StreamResponse, type Transport, type UnaryResponse } from '@connectrpc/connect'
-import { createClientMethodSerializers, runStreamingCall, runUnaryCall, type CommonTransportOptions, type Compression } from '@connectrpc/connect/protocol'
+import { create, type DescMessage, type DescMethod, type DescMethodStreaming, type DescMethodUnary, type MessageInitShape } from '@bufbuild/protobuf'
+import {
+  createContextValues,
+  type ConnectError,
+  type ContextValues,
+  type Interceptor,
+  type StreamResponse,
+  type Transport,
+  type UnaryResponse,
+} from '@connectrpc/connect'
+import { createClientMethodSerializers, type CommonTransportOptions, type Compression } from '@connectrpc/connect/protocol'
 import { Client } from '../client.js'
 import { InvalidOptionError } from '../errors.js'
 import type { ClientOptions, KeepAliveOptions } from '../options.js'
 import { StreamCall, UnaryCall } from './call.js'
 import { compressionGzip } from './compression.js'
+import { intercept, InterceptedRequest, normalized } from './interceptors.js'
 import { grpcTimeout, metadataFields, type RequestFields } from './metadata.js'
 import { collectMessages, encodeMessage, RequestFrames, type MethodPlan, type TransportSettings } from './request.js'
 import { toConnectError } from './status.js'
@@ -27,8 +35,9 @@ export interface GrpcTransportOptions {
    * transport owns, closed by `transport.close()`: `h2c: true` for an
    * `http://` baseUrl, a 256 KiB `retryBufferSize` (the request messages a
    * call keeps for a transparent retry) and {@link grpcKeepAlive}, then
-   * `clientOptions`. A client you pass stays yours to close; give it
-   * `keepAlive: grpcKeepAlive` if it talks to grpc-go or gRPC core servers.
+   * `clientOptions`. A client you pass stays yours to close; it needs
+   * `h2c: true` for an `http://` baseUrl, and `keepAlive: grpcKeepAlive` if
+   * it talks to grpc-go or gRPC core servers.
    */
   client?: Client
   /** Options of the transport-owned client, over the defaults above (not with `client`). */
@@ -55,7 +64,7 @@ export interface GrpcTransportOptions {
   readMaxBytes?: number
   /** Largest request message sent (gRPC's max send message length); a larger one fails with `ResourceExhausted`. Default 0xffffffff. */
   writeMaxBytes?: number
-  /** Deadline of every call (ms) unless the call sets `timeoutMs`. Default none. */
+  /** Deadline of every call (ms) unless the call sets `timeoutMs` (where 0 or less means none, as in Connect). Default none. */
   defaultTimeoutMs?: number
 }
 
@@ -204,9 +213,16 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
     return call.response
   }
 
-  const startStream = (plan: MethodPlan, fields: RequestFields, input: AsyncIterable<unknown>, signal: AbortSignal | undefined, timeoutMs: number | undefined) => {
+  const startStream = (
+    plan: MethodPlan,
+    fields: RequestFields,
+    input: AsyncIterable<unknown>,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    onOver?: (error: ConnectError | undefined) => void,
+  ) => {
     const call = new StreamCall(settings, plan)
-    if (!call.arm(signal, timeoutMs)) return call.response
+    if (!call.arm(signal, timeoutMs, onOver)) return call.response
     if (plan.method.methodKind === 'server_streaming') {
       // One request message: sent as a fixed body, replayable whatever its size.
       collectMessages(input, settings, plan).then((body) => call.send(fields, body), (error: unknown) => call.fail(toConnectError(error)))
@@ -228,23 +244,16 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       const plan = planOf(method)
       const deadline = deadlineOf(timeoutMs)
       if (interceptors.length === 0) return startUnary(plan, requestFields(header, deadline), input, signal, deadline) as Promise<UnaryResponse<I, O>>
-      return runUnaryCall<I, O>({
-        interceptors,
+      const request = new InterceptedRequest(
+        { stream: false, service: method.parent, method, url: plan.url, contextValues: contextValues ?? createContextValues(), message: create(method.input, input) },
+        requestFields(header, deadline),
         signal,
-        timeoutMs: deadline,
-        req: {
-          stream: false,
-          service: method.parent,
-          method,
-          requestMethod: 'POST',
-          url: plan.url,
-          header: new Headers(requestFields(header, deadline)),
-          contextValues: contextValues ?? createContextValues(),
-          message: input,
-        },
-        // The deadline is runUnaryCall's (it aborts req.signal); grpc-timeout is already in req.header.
-        next: (req) => startUnary(planAt(plan, req.url), metadataFields(req.header, {}), req.message, req.signal, undefined) as Promise<UnaryResponse<I, O>>,
-      })
+        deadline,
+      )
+      // The call keeps its own deadline timer; grpc-timeout is in the fields already.
+      return intercept(interceptors, request, (req) =>
+        startUnary(planAt(plan, req.url), request.fieldsOf(req), req.message, request.signalOf(req), deadline),
+      ) as Promise<UnaryResponse<I, O>>
     },
 
     stream<I extends DescMessage, O extends DescMessage>(
@@ -258,22 +267,17 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       const plan = planOf(method)
       const deadline = deadlineOf(timeoutMs)
       if (interceptors.length === 0) return startStream(plan, requestFields(header, deadline), input, signal, deadline) as Promise<StreamResponse<I, O>>
-      return runStreamingCall<I, O>({
-        interceptors,
+      const request = new InterceptedRequest(
+        { stream: true, service: method.parent, method, url: plan.url, contextValues: contextValues ?? createContextValues(), message: normalized(method.input, input) },
+        requestFields(header, deadline),
         signal,
-        timeoutMs: deadline,
-        req: {
-          stream: true,
-          service: method.parent,
-          method,
-          requestMethod: 'POST',
-          url: plan.url,
-          header: new Headers(requestFields(header, deadline)),
-          contextValues: contextValues ?? createContextValues(),
-          message: input,
-        },
-        next: (req) => startStream(planAt(plan, req.url), metadataFields(req.header, {}), req.message, req.signal, undefined) as Promise<StreamResponse<I, O>>,
-      })
+        deadline,
+      )
+      return intercept(interceptors, request, (req) =>
+        startStream(planAt(plan, req.url), request.fieldsOf(req), req.message as AsyncIterable<unknown>, request.signalOf(req), deadline, (error) =>
+          request.settle(error),
+        ),
+      ) as Promise<StreamResponse<I, O>>
     },
   }
 
