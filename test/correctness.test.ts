@@ -502,12 +502,22 @@ describe('class: words that name the wrong thing', () => {
     })
   }
 
-  it('REFUSED_STREAM after the retries is called REFUSED_STREAM', async () => {
-    const server = await backend({ host: '127.0.0.54', handler: (_req, res) => res.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM) })
+  it('REFUSED_STREAM after the response started is called REFUSED_STREAM', async () => {
+    const server = await hostile('127.0.0.54', async (c) => {
+      const id = await c.nextStream()
+      c.write(frames.headers(id, [[':status', '200']]))
+      c.write(frames.data(id, 'part'))
+      c.write(frames.rstStream(id, ErrorCode.REFUSED_STREAM))
+    })
     const client = clientFor('127.0.0.54')
-    const handle = client.asyncRequest(`https://api.test:${server.port}/x`)
-    const error = await handle.done.catch((e: unknown) => e)
+    const res = await client.request(`https://api.test:${server.port}/x`)
+    const error = await res.body.text().then(
+      (text) => new Error(`resolved: ${text}`),
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(ProtocolError)
     expect((error as Error).message).toContain('REFUSED_STREAM')
+    expect((error as Error).message).not.toMatch(/NGHTTP2_/)
   })
 
   it('a content-length the body does not match is not blamed on a server reset', async () => {
