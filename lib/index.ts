@@ -41,6 +41,7 @@ export {
   ConnectTimeoutError,
   ProtocolNegotiationError,
   ProtocolError,
+  PeerLimitError,
   RefusedStreamError,
   ReadOnlyError,
   DrainTimeoutError,
