@@ -485,6 +485,33 @@ describe('class: a fixed body taken for a stream', () => {
   }
 })
 
+describe('class: a fixed body taken for a stream (the other views of bytes)', () => {
+  it('a Float32Array and a DataView are sent as the bytes they view, with content-length', async () => {
+    const seen: { length: string | undefined; body: Buffer }[] = []
+    const server = await backend({
+      host: '127.0.0.53',
+      handler: (req, res) => {
+        const chunks: Buffer[] = []
+        req.on('data', (chunk: Buffer) => chunks.push(chunk))
+        req.on('end', () => {
+          seen.push({ length: req.headers['content-length'], body: Buffer.concat(chunks) })
+          res.end('ok')
+        })
+      },
+    })
+    const client = clientFor('127.0.0.53')
+    const floats = new Float32Array([1.5, -2.25])
+    const backing = Buffer.from('..view..')
+    const view = new DataView(backing.buffer, backing.byteOffset + 2, 4)
+    for (const body of [floats, view]) {
+      expect(await (await client.request(`https://api.test:${server.port}/x`, { method: 'POST', body })).body.text()).toBe('ok')
+    }
+    expect(seen.map((s) => s.length)).toEqual(['8', '4'])
+    expect(seen[0]!.body).toEqual(Buffer.from(floats.buffer))
+    expect(seen[1]!.body.toString()).toBe('view')
+  })
+})
+
 describe('class: words that name the wrong thing', () => {
   const resets: [string, number][] = [
     ['INTERNAL_ERROR', http2.constants.NGHTTP2_INTERNAL_ERROR],
