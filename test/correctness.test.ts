@@ -211,6 +211,26 @@ describe('class: replacement without backoff or demand', () => {
     expect(server.connections.length).toBe(1)
   })
 
+  it('a shard left idle by a GOAWAY comes back with the next requests: light traffic is spread over both backends again', async () => {
+    const first = await backend({ host: '127.0.0.58' })
+    const second = await startBackend({ host: '127.0.0.59', port: first.port })
+    cleanup.push(() => second.close())
+    const client = new Client({ connect: { ca: pki.ca }, count: 2, lookup: tableLookup({ 'api.test': ['127.0.0.58', '127.0.0.59'] }).lookup })
+    cleanup.push(() => client.destroy())
+    const url = `https://api.test:${first.port}/hello`
+    const origin = `https://api.test:${first.port}`
+    const backendOf = async () => (await client.request(url)).headers['x-backend'] as string
+    for (let i = 0; i < 4; i++) await backendOf()
+    await until(() => client.stats().origins[origin]!.pools.filter((p) => p.state === 'open').length === 2, 'both connections open')
+    // Nothing in flight: the connection to 127.0.0.59 goes away and is not replaced yet.
+    second.goaway()
+    await until(() => client.stats().origins[origin]!.pools.filter((p) => p.state === 'open').length === 1, 'the GOAWAY to be seen')
+    // One request at a time from now on: the first wakes the idle shard, which reconnects.
+    const seen = new Set<string>()
+    for (let i = 0; i < 20 && seen.size < 2; i++) seen.add(await backendOf())
+    expect(seen).toEqual(new Set(['127.0.0.58', '127.0.0.59']))
+  })
+
   it('with demand, replacements after GOAWAY back off: bounded connections, a typed unprocessed error', async () => {
     const server = await hostile('127.0.0.43', (c) => c.write(frames.goaway(0)))
     const clock = new ManualClock()
