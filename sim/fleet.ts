@@ -12,6 +12,7 @@
  */
 import type { Dispatcher } from 'undici'
 import { Client } from '../lib/client.js'
+import { kEngine, type Engine } from '../lib/engine.js'
 import type { ClientOptions } from '../lib/options.js'
 import type { VirtualClock } from './clock.js'
 import type { Metrics } from './metrics.js'
@@ -74,8 +75,10 @@ export class Fleet {
         metrics.failure(error)
       },
     } as Dispatcher.DispatchHandler
+    // The simulated network goes in under the internal engine key (not part of ClientOptions' type).
+    const withEngine: ClientOptions & { [kEngine]: Engine } = { ...options.client, clock, random, lookup: dns.lookup, [kEngine]: network }
     for (let i = 0; i < options.clients; i++) {
-      const client = new Client({ ...options.client, clock, random, lookup: dns.lookup }, { engine: network })
+      const client = new Client(withEngine)
       this.clients.push(client)
       const start = options.clients > 1 ? (options.startSpread * i) / (options.clients - 1) : 0
       this.#drive(client, start)
