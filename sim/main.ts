@@ -30,7 +30,8 @@ The fleet and drainpipe's options (durations: 500ms, 5s, 30min, 1h; plain number
   --jitter <percent>      maxConnectionAgeJitter as a share of the age: 10% or 0.1 (default 10%)
   --rate <n>              requests per second per client (default: enough for ~300 per backend per window)
   --arrivals <kind>       paced (default) or poisson
-  --start-spread <dur>    the clients start over this span: a deploy of the fleet (default ${duration(defaults.startSpread)})
+  --start-spread <dur>    the clients start over this span: a deploy of the fleet (default: one connection life,
+                          so that recycles are spread over time; shorter: they come in waves)
   --service-time <dur>    per request (default ${duration(defaults.serviceTime)}); rate × service time is each client's load in flight
   --handshake <dur>       TCP + TLS + SETTINGS (default ${duration(defaults.handshake)})
   --dns-order <order>     shuffle (default), rotate or fixed

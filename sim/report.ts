@@ -28,6 +28,7 @@ export function describeFleet(result: SimulationResult): string {
   const o = result.options
   return (
     `${count(o.clients)} client${o.clients === 1 ? '' : 's'} × count ${o.count}, maxConnectionAge ${duration(o.age)}, jitter ${percent(o.jitter)}; ` +
+    `clients started over ${o.startSpread === undefined ? 'one connection life' : duration(o.startSpread)}; ` +
     `${round(o.rate, 3)} requests/s per client (${o.arrivals}), ${duration(o.serviceTime)} each; handshake ${duration(o.handshake)}; DNS order ${o.dnsOrder}; seed ${o.seed}`
   )
 }

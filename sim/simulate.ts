@@ -33,8 +33,12 @@ export interface SimulationOptions {
   /** Requests per second per client. */
   rate: number
   arrivals: 'paced' | 'poisson'
-  /** The clients start over this span (ms): a deploy of the client fleet. */
-  startSpread: number
+  /**
+   * The clients start over this span (ms), evenly. Undefined: one connection
+   * life (age + jitter), a fleet whose recycles are spread over time; shorter
+   * is a deploy of the whole fleet at once, whose recycles come in waves.
+   */
+  startSpread: number | undefined
   /** Network and backends (ms); see sim/network.ts. */
   serviceTime: number
   handshake: number
@@ -86,7 +90,7 @@ export const defaults: SimulationOptions = {
   jitter: 0.1,
   rate: 10,
   arrivals: 'paced',
-  startSpread: 60_000,
+  startSpread: undefined,
   serviceTime: 20,
   handshake: 10,
   handshakeSamples: [],
@@ -106,10 +110,11 @@ export const defaults: SimulationOptions = {
 export async function simulate(given: Partial<SimulationOptions>, progress?: (done: number) => void): Promise<SimulationResult> {
   const options: SimulationOptions = { ...defaults, ...given }
   const jitter = Math.round(options.age * options.jitter)
+  const startSpread = options.startSpread ?? options.age + jitter
   const scenario: Scenario = buildScenario(options.scenario, {
     backends: options.backends,
     cycle: options.age + jitter,
-    startSpread: options.startSpread,
+    startSpread,
     ...options.scene,
   })
   const started = performance.now()
@@ -145,7 +150,7 @@ export async function simulate(given: Partial<SimulationOptions>, progress?: (do
     client: { ...options.client, count: options.count, maxConnectionAge: options.age, maxConnectionAgeJitter: jitter },
     rate: options.rate,
     arrivals: options.arrivals,
-    startSpread: options.startSpread,
+    startSpread,
     until: end,
   })
 
