@@ -161,16 +161,20 @@ function baseOptions(): Partial<SimulationOptions> {
 }
 
 /** Every combination of the sweep's values, in the order given (the last name varies fastest). */
-function grid(): { varied: string[]; points: Partial<SimulationOptions>[] } {
+function grid(): { varied: string[]; points: { options: Partial<SimulationOptions>; label: string }[] } {
   const dimensions = (values.sweep ?? []).map((text) => {
     const [name, list] = text.split('=', 2)
     if (name === undefined || list === undefined || sweepable[name] === undefined) {
       fail(`--sweep takes name=v1,v2,… with a name among ${Object.keys(sweepable).join(', ')}, got ${text}`)
     }
-    return { name, points: list.split(',').map((item) => sweepable[name]!(item)) }
+    return { name, points: list.split(',').map((item) => ({ options: sweepable[name]!(item), label: `${name}=${item}` })) }
   })
-  let points: Partial<SimulationOptions>[] = [{}]
-  for (const dimension of dimensions) points = points.flatMap((point) => dimension.points.map((value) => ({ ...point, ...value })))
+  let points = [{ options: {} as Partial<SimulationOptions>, label: '' }]
+  for (const dimension of dimensions) {
+    points = points.flatMap((point) =>
+      dimension.points.map((value) => ({ options: { ...point.options, ...value.options }, label: `${point.label} ${value.label}`.trim() })),
+    )
+  }
   return { varied: dimensions.map((dimension) => dimension.name), points }
 }
 
@@ -184,10 +188,9 @@ async function runFleet(scenario: ScenarioName): Promise<void> {
   const base = { ...baseOptions(), scenario }
   const { varied, points } = grid()
   const results: SimulationResult[] = []
-  for (const point of points) {
+  for (const { options: point, label } of points) {
     const given = { ...base, ...point }
     const options = { ...autoMeasure({ ...defaults, ...given }), ...given }
-    const label = varied.map((name) => `${name}=${String(point[name as keyof SimulationOptions])}`).join(' ')
     const result = await simulate(options, progress(label || scenario))
     results.push(result)
     if (points.length === 1) process.stdout.write(`${textReport(result)}\n`)
