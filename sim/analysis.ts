@@ -145,14 +145,20 @@ export function connectionFigures(metrics: Metrics): ConnectionFigures {
 /** Time series for the chart: shares (highest, lowest of the backends in DNS), handshakes and connections per backend. */
 export interface Timeline {
   t: number[]
+  /** Between two points (ms). */
+  stepMs: number
   highestShare: (number | null)[]
   lowestShare: (number | null)[]
   busiestHandshakes: number[]
   meanHandshakes: number[]
   mostConnections: number[]
   fewestConnections: number[]
-  /** Per backend: its share over the window ending at each `t` (for small fleets, drawn one line each). */
+  /** Per backend (for small fleets, drawn one line each): its share over the window ending at each `t`, */
   shares: Record<string, (number | null)[]>
+  /** its handshakes per second, */
+  handshakes: Record<string, number[]>
+  /** and its open connections. */
+  connections: Record<string, number[]>
 }
 
 export function timeline(metrics: Metrics, window: number, points: number): Timeline {
@@ -160,6 +166,7 @@ export function timeline(metrics: Metrics, window: number, points: number): Time
   const step = Math.max(metrics.bucket, Math.ceil(duration / points / metrics.bucket) * metrics.bucket)
   const out: Timeline = {
     t: [],
+    stepMs: step,
     highestShare: [],
     lowestShare: [],
     busiestHandshakes: [],
@@ -167,7 +174,11 @@ export function timeline(metrics: Metrics, window: number, points: number): Time
     mostConnections: [],
     fewestConnections: [],
     shares: Object.fromEntries(metrics.backends.map((series) => [series.address, []])),
+    handshakes: Object.fromEntries(metrics.backends.map((series) => [series.address, []])),
+    connections: Object.fromEntries(metrics.backends.map((series) => [series.address, []])),
   }
+  // Handshake rates over at least a second: over a shorter step one handshake reads as a burst.
+  const rateSpan = Math.max(step, 1000)
   for (let end = Math.max(window, step); end <= duration + 1e-9; end += step) {
     const inDns = metrics.inDns(end - 1)
     const dnsSeries = seriesOf(metrics, inDns)
@@ -178,10 +189,9 @@ export function timeline(metrics: Metrics, window: number, points: number): Time
     out.t.push(end / 1000)
     out.highestShare.push(total === 0 || mine.length === 0 ? null : Math.max(...mine) / total)
     out.lowestShare.push(total === 0 || mine.length === 0 ? null : Math.min(...mine) / total)
-    // Handshakes: per second, over the step that ends here.
-    const from = Math.round((end - step) / metrics.bucket)
+    const from = Math.max(0, Math.round((end - rateSpan) / metrics.bucket))
     const to = Math.round(end / metrics.bucket)
-    const seconds = step / 1000
+    const seconds = ((to - from) * metrics.bucket) / 1000
     let busiest = 0
     let sum = 0
     for (const series of metrics.backends) {
@@ -189,6 +199,8 @@ export function timeline(metrics: Metrics, window: number, points: number): Time
       for (let i = from; i < to; i++) n += series.handshakes[i]!
       sum += n
       if (n > busiest) busiest = n
+      out.handshakes[series.address]!.push(n / seconds)
+      out.connections[series.address]!.push(series.connections[to - 1]!)
     }
     out.busiestHandshakes.push(busiest / seconds)
     out.meanHandshakes.push(inDns.length === 0 ? 0 : sum / inDns.length / seconds)

@@ -29,8 +29,14 @@ export function describeFleet(result: SimulationResult): string {
   return (
     `${count(o.clients)} client${o.clients === 1 ? '' : 's'} × count ${o.count}, maxConnectionAge ${duration(o.age)}, jitter ${percent(o.jitter)}; ` +
     `clients started over ${o.startSpread === undefined ? 'one connection life' : duration(o.startSpread)}; ` +
-    `${round(o.rate, 3)} requests/s per client (${o.arrivals}), ${duration(o.serviceTime)} each; handshake ${duration(o.handshake)}; DNS order ${o.dnsOrder}; seed ${o.seed}`
+    `${round(o.rate, 3)} requests/s per client (${o.arrivals}), ${duration(o.serviceTime)} each; ${handshakeText(o.handshake, o.handshakeSamples)}; ` +
+    `DNS order ${o.dnsOrder}; seed ${o.seed}`
   )
+}
+
+function handshakeText(handshake: number, samples: readonly number[]): string {
+  if (samples.length === 0) return `handshake ${duration(handshake)}`
+  return `handshakes drawn from ${samples.length} measured connect times (mean ${duration(samples.reduce((a, b) => a + b, 0) / samples.length)})`
 }
 
 export function textReport(result: SimulationResult): string {
@@ -153,24 +159,24 @@ export function chart(result: SimulationResult, command: string): string {
       ),
     },
     {
-      title: 'TLS handshakes per backend per second: the busiest backend and the mean',
-      subtitle: `dotted: clients × count / connection life / backends = ${round(result.handshakes.formula, 3)}`,
-      series: { t: series.t, shares: { 'busiest backend': series.busiestHandshakes, mean: series.meanHandshakes } },
+      title: perBackend ? 'TLS handshakes per backend per second' : 'TLS handshakes per backend per second: the busiest backend and the mean',
+      subtitle: `over the last ${duration(Math.max(1000, series.stepMs))}; dotted: clients × count / connection life / backends = ${round(result.handshakes.formula, 3)}`,
+      series: { t: series.t, shares: perBackend ? series.handshakes : { 'busiest backend': series.busiestHandshakes, mean: series.meanHandshakes } },
       axis: { max: niceCeiling(Math.max(...series.busiestHandshakes, result.handshakes.formula)), format: (value) => round(value, 2) },
       reference: [{ t: 0, value: result.handshakes.formula }],
     },
     {
-      title: 'Open connections per backend: the most and the fewest (of those in DNS)',
+      title: perBackend ? 'Open connections per backend' : 'Open connections per backend: the most and the fewest (of those in DNS)',
       subtitle: `${result.options.clients * result.options.count} connections in all when every client has its ${result.options.count}`,
-      series: { t: series.t, shares: { 'most connections': series.mostConnections, 'fewest connections': series.fewestConnections } },
+      series: { t: series.t, shares: perBackend ? series.connections : { 'most connections': series.mostConnections, 'fewest connections': series.fewestConnections } },
       axis: { max: niceCeiling(Math.max(1, ...series.mostConnections)), format: (value) => round(value, 1) },
       reference: null,
     },
   ]
   return renderChart({
-    title: `drainpipe fleet simulation: ${result.scenario.description}`,
-    subtitle: describeFleet(result),
-    backends: perBackend ? [...addresses, 'busiest backend', 'mean', 'most connections', 'fewest connections'] : [
+    title: `drainpipe fleet simulation: ${result.scenario.name}`,
+    subtitle: `${result.scenario.description}. ${describeFleet(result)}`,
+    backends: perBackend ? addresses : [
       'highest share',
       'lowest share',
       'busiest backend',
@@ -194,9 +200,9 @@ function describeChanges(result: SimulationResult): string {
   return result.events.length === 0 ? 'nothing changes' : result.events.map((event) => `${event.label} at ${duration(event.t)}`).slice(0, 3).join(', ')
 }
 
-/** A round upper bound for an axis: 1, 2 or 5 times a power of ten. */
+/** A round upper bound for an axis (1, 2, 4 or 5 times a power of ten): its quarters read well. */
 function niceCeiling(value: number): number {
   const power = 10 ** Math.floor(Math.log10(value))
-  for (const step of [1, 2, 5, 10]) if (step * power >= value) return step * power
+  for (const step of [1, 2, 4, 5, 10]) if (step * power >= value) return step * power
   return 10 * power
 }
