@@ -25,6 +25,9 @@ interface Timer {
   callback: (() => void) | undefined
 }
 
+/** Node's largest timer delay. */
+const MAX_DELAY = 2 ** 31 - 1
+
 /** Whether any microtask was queued since the flag was last cleared. */
 let queued = false
 const asyncWork = createHook({
@@ -53,8 +56,11 @@ export class VirtualClock implements Clock {
   }
 
   setTimeout(callback: () => void, ms: number): TimerHandle {
-    // As Node does, a negative or NaN delay means "as soon as possible".
-    const delay = ms > 0 ? ms : 0
+    // As Node's setTimeout does: a delay under 1 ms (or NaN, or past 2^31 - 1) is 1 ms. Timers due
+    // at once could otherwise reschedule themselves at the same instant forever: lib/liveness.ts
+    // rearms after `interval - quiet`, which can come out at 1e-10 ms, less than the clock's
+    // floating-point step.
+    const delay = ms >= 1 && ms <= MAX_DELAY ? ms : 1
     const timer: Timer = { at: this.#now + delay, seq: this.#seq++, callback }
     this.#push(timer)
     return timer

@@ -43,6 +43,24 @@ describe('VirtualClock', () => {
     expect(fired).toEqual(['chain 15, 20', "chain's timer@21", 'late@30'])
   })
 
+  it('makes a delay under 1 ms one millisecond, as Node does, so that a timer re-armed for what is left cannot spin at one instant', async () => {
+    const clock = new VirtualClock()
+    // lib/liveness.ts re-arms after `interval - quiet`, which can come out below the clock's floating-point step.
+    const start = 525_462.587_878_855
+    const at: number[] = []
+    const rearm = () => {
+      at.push(clock.now())
+      if (at.length < 5) clock.setTimeout(rearm, 5.8e-11)
+    }
+    clock.setTimeout(rearm, start)
+    await clock.run(start + 10)
+    expect(at).toEqual([start, start + 1, start + 2, start + 3, start + 4])
+    const fired: number[] = []
+    clock.setTimeout(() => fired.push(clock.now()), 0.3)
+    await clock.run(clock.now() + 5)
+    expect(fired).toEqual([start + 10 + 1])
+  })
+
   it('keeps its heap small when most timers are cleared (every request clears its headers timer)', async () => {
     const clock = new VirtualClock()
     for (let i = 0; i < 20_000; i++) clock.clearTimeout(clock.setTimeout(() => {}, 300_000))
