@@ -6,6 +6,8 @@ import type { Clock } from './clock.js'
 import { hostOf } from './dial.js'
 import { type Engine, Http2ErrorCode, type Goaway, type LocalSettings } from './engine.js'
 import { ClientClosedError, ConnectError, ProtocolNegotiationError, QueueFullError } from './errors.js'
+import type { Exchange } from './exchange.js'
+import { type AddressHealth, Health, Outcome } from './health.js'
 import { Http1Fallback } from './http1.js'
 import { lookupAll } from './lookup.js'
 import type { ResolvedOptions } from './options.js'
@@ -22,6 +24,7 @@ export interface Totals {
   goaways: number
   pingTimeouts: number
   retries: number
+  ejections: number
 }
 
 /** Flow-control windows we grant: 1 MiB a stream, 4 MiB the connection (64 KiB, the RFC default, makes downloads wait on round trips). */
@@ -48,6 +51,8 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
   /** Every pool not yet closed, draining ones included. */
   readonly #pools = new Set<Pool>()
   readonly #registry = new Registry()
+  /** Each address's failures, ejection, slow start and latency: the weights of the pick. */
+  readonly #health: Health
   readonly #queue: WaitQueue
   readonly #requestsByAddress = new Map<string, number>()
   /**
@@ -83,6 +88,10 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
     this.#queue = new WaitQueue(origin, clock, options.connectTimeout, () => this.#queueChanged())
     const { base, max } = options.reconnectBackoff
     this.#shards = Array.from({ length: options.count }, (_, index) => new Shard(index, this, new Backoff(base, max, random)))
+    this.#health = new Health(origin, options, clock, totals, {
+      ejected: (health) => this.#ejected(health),
+      returned: (health) => this.#returned(health),
+    })
     // Plain http:// without h2c is HTTP/1.1 from the start; https:// finds out through ALPN.
     if (origin.startsWith('http:') && !options.h2c) this.#http1 = new Http1Fallback(origin, options, clock)
   }
@@ -151,27 +160,71 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
 
   // ── What pools report (PoolOwner) ──────────────────────────────────────
 
-  /** A fresh lookup for every connection; the address with the fewest of this origin's connections first, the others as fallbacks. */
+  /**
+   * A fresh lookup for every connection; the address with the fewest of this
+   * origin's connections first, the others as fallbacks. Ejected addresses
+   * get no new connection: they are the last fallbacks.
+   */
   async addresses(pool: Pool, signal: AbortSignal): Promise<string[]> {
     const host = hostOf(this.url)
     if (isIP(host)) return [host]
     const addresses = await lookupAll(this.options.lookup, host, signal)
+    this.#health.update(addresses)
     this.#addressesChanged(addresses)
+    const counts = this.#spread(addresses, pool)
+    // Panic leaves nothing avoided, and the health caps ejections below all: some address is usable.
+    const usable = addresses.filter((address) => !this.#health.get(address)?.avoided)
+    const fewest = Math.min(...usable.map((address) => counts.get(address)!))
+    const candidates = usable.filter((address) => counts.get(address) === fewest)
+    const chosen = candidates[this.#tieBreak++ % candidates.length]!
+    this.#claims.set(pool, chosen)
+    const avoided = (address: string) => Number(this.#health.get(address)?.avoided === true)
+    const fallbacks = addresses.filter((address) => address !== chosen).sort((a, b) => avoided(a) - avoided(b) || counts.get(a)! - counts.get(b)!)
+    return [chosen, ...fallbacks]
+  }
+
+  /** This origin's connections per address (of `addresses`), but for `except`; pools being replaced or draining are leaving: their successors are what the spread is made of. */
+  #spread(addresses: readonly string[], except?: Pool): Map<string, number> {
     const leaving = new Set(this.#shards.map((shard) => shard.replacing))
     const counts = new Map(addresses.map((address) => [address, 0]))
     for (const other of this.#pools) {
-      // Pools being replaced or draining are leaving: their successors are what the spread is made of.
-      if (other === pool || leaving.has(other) || other.state.name === 'draining') continue
+      if (other === except || leaving.has(other) || other.state.name === 'draining') continue
       const address = other.address ?? this.#claims.get(other)
       const count = address === undefined ? undefined : counts.get(address)
       if (count !== undefined) counts.set(address!, count + 1)
     }
-    const fewest = Math.min(...counts.values())
-    const candidates = addresses.filter((address) => counts.get(address) === fewest)
-    const chosen = candidates[this.#tieBreak++ % candidates.length]!
-    this.#claims.set(pool, chosen)
-    const fallbacks = addresses.filter((address) => address !== chosen).sort((a, b) => counts.get(a)! - counts.get(b)!)
-    return [chosen, ...fallbacks]
+    return counts
+  }
+
+  /** An ejected address's connections are replaced on other addresses (make-before-break), then drain. */
+  #ejected(health: AddressHealth): void {
+    for (const shard of this.#shards) {
+      const state = shard.state
+      if (state.name === 'serving' && state.pool.address === health.address) shard.transition({ type: 'recycle-due', reason: 'address-ejected' })
+    }
+  }
+
+  /**
+   * An address back from an ejection has no connection left: connections
+   * move to it from the most crowded addresses until the spread is even
+   * again (without `maxConnectionAge`, nothing else would bring it traffic).
+   */
+  #returned(health: AddressHealth): void {
+    const counts = this.#spread(this.#health.addresses())
+    let back = counts.get(health.address) ?? 0
+    const moved = new Set<Shard>()
+    for (;;) {
+      let crowded: string | undefined
+      let most = 0
+      for (const [address, count] of counts) if (count > most) [crowded, most] = [address, count]
+      if (most - back < 2) return
+      const shard = this.#shards.find((s) => s.state.name === 'serving' && s.state.pool.address === crowded && !moved.has(s))
+      if (shard === undefined) return
+      moved.add(shard)
+      counts.set(crowded!, most - 1)
+      back++
+      shard.transition({ type: 'recycle-due', reason: 'address-returned' })
+    }
   }
 
   /** Connections to addresses that left DNS are recycled now, not at their full age. */
@@ -188,13 +241,21 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
     const shard = this.#shards[pool.shard]!
     const to = pool.state
     switch (to.name) {
-      case 'open':
+      case 'open': {
         this.#everOpen = true
-        this.#registry.register(pool)
+        const address = pool.address!
+        const health = this.#health.get(address)
+        const claim = this.#claims.get(pool)
+        this.#registry.register(pool, health)
         this.#queue.connectionUsable(true)
+        // Connected through a fallback: the first choice did not answer in time.
+        if (claim !== undefined && claim !== address) this.#failed(claim)
         shard.transition({ type: 'connected', pool })
+        // It chose the address before the address was ejected: it moves on at once.
+        if (health?.avoided && claim === address && shard.pool === pool) shard.transition({ type: 'recycle-due', reason: 'address-ejected' })
         this.#flush()
         return
+      }
       case 'draining':
         this.#deregister(pool)
         if (to.reason === 'goaway' || to.reason === 'idle-timeout') shard.transition({ type: 'retired', pool, reason: to.reason })
@@ -226,6 +287,8 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
       this.#switchToHttp1()
       return
     }
+    const claim = this.#claims.get(pool)
+    if (claim !== undefined) this.#failed(claim)
     const connecting = [...this.#pools].some((other) => other.state.name === 'connecting')
     // Nothing ever answered and nothing else is trying: report at once, as undici would.
     if (!this.#everOpen && this.#registry.size === 0 && !connecting) this.#failQueue(reason)
@@ -246,6 +309,20 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
 
   slotFreed(): void {
     this.#flush()
+  }
+
+  /** One call per exchange: what it tells of its address. */
+  completed(pool: Pool, exchange: Exchange): void {
+    const outcome = exchange.outcome
+    if (outcome === Outcome.None) return
+    const health = this.#health.get(pool.address!)
+    if (health !== undefined) this.#health.record(health, outcome, exchange.latency, exchange.respondedAt)
+  }
+
+  /** A connect failure counts for the address the pool tried first. */
+  #failed(address: string): void {
+    const health = this.#health.get(address)
+    if (health !== undefined) this.#health.record(health, Outcome.Failure, -1, 0)
   }
 
   goaway(pool: Pool, goaway: Goaway): void {
@@ -316,6 +393,7 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
     const settled = this.#whenSettled()
     if (!this.#closing) {
       this.#closing = 'graceful'
+      this.#health.close()
       for (const shard of this.#shards) shard.transition({ type: 'closing' })
       this.#queueChanged()
     }
@@ -326,6 +404,7 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
   destroy(error: Error | null): Promise<void> {
     const settled = this.#whenSettled()
     this.#closing = 'destroy'
+    this.#health.close()
     this.#failQueue(new ClientClosedError('The client was destroyed', { cause: error ?? undefined }))
     for (const shard of this.#shards) shard.transition({ type: 'destroyed' })
     const reason = error ?? new ClientClosedError('The client was destroyed', { unprocessed: false })
@@ -370,6 +449,8 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
       })),
       queued: this.#queue.length + (this.#http1?.queued ?? 0),
       requestsByAddress: Object.fromEntries(this.#requestsByAddress),
+      addresses: this.#health.stats(),
+      panic: this.#health.panic,
       pingInterval: this.pingInterval(),
     }
   }
