@@ -56,23 +56,14 @@ export class Exchange implements StreamHandler {
   #declared: number | undefined
   #receivedBytes = 0
   #writable: (() => void) | undefined
-  #startedAt: number
   /** A status ≥ 500, or gRPC UNAVAILABLE. */
   #serverError = false
   /** How the exchange ended, for its address's health; set when it settles. */
   outcome: Outcome = Outcome.None
-  /** When the response head arrived, on the host's clock (0: it did not). */
-  respondedAt = 0
 
   private constructor(host: ExchangeHost, call: Call) {
     this.#host = host
     this.call = call
-    this.#startedAt = host.clock.now()
-  }
-
-  /** Milliseconds from the stream's opening to the response head; -1 without a response. */
-  get latency(): number {
-    return this.respondedAt === 0 ? -1 : this.respondedAt - this.#startedAt
   }
 
   /** Opens the stream. Returns undefined when the engine refused it (the call was told why). */
@@ -108,7 +99,6 @@ export class Exchange implements StreamHandler {
   response(status: number, headers: ResponseHeaders): void {
     if (this.#settled) return
     this.#responded = true
-    this.respondedAt = this.#host.clock.now()
     this.#serverError = status >= 500 || headers['grpc-status'] === GRPC_UNAVAILABLE
     this.#host.answered()
     const declared = headers['content-length']

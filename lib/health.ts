@@ -17,40 +17,17 @@ export const Outcome = {
 export type Outcome = (typeof Outcome)[keyof typeof Outcome]
 
 /**
- * Weights and latency are refreshed on this period (on the origin's clock)
- * while anything changes: the pick reads cached numbers and never the clock.
+ * Slow-start weights are refreshed on this period (on the origin's clock)
+ * while a ramp runs: the pick reads cached numbers and never the clock.
  */
 export const REFRESH_INTERVAL = 100
-/** Time constant of the latency average (ms): long enough to smooth a GC pause and the client's own lag, short enough to follow a backend that slows down (the in-flight count reacts at once). */
-export const LATENCY_DECAY = 2000
-/**
- * An address is not penalised until its average time to the response head
- * is this many times the fastest address's, and LATENCY_SLACK ms more:
- * measured in the client, latency carries the client's own event-loop lag
- * and the order in which sockets are read, and equal backends differ by
- * 1.3× or several ms on a busy machine. Inside the bounds light, even load
- * remains exact round robin.
- */
-export const LATENCY_TOLERANCE = 1.5
-export const LATENCY_SLACK = 10
-/**
- * Samples an address's average needs before it counts, and it must have
- * been measured for LATENCY_SETTLE ms: until then it is their plain mean
- * (one slow first request must not set it), and an address measured only
- * after a burst of client work (a round of TLS handshakes) does not make
- * those measured through it look slow.
- */
-export const LATENCY_SAMPLES = 16
-export const LATENCY_SETTLE = 1000
-/** The smallest share a slow address keeps, so that its average goes on being measured and it can come back. */
-export const LATENCY_FLOOR = 0.05
 /** An address's ejection multiplier drops by one for each of these spans (× baseEjectionTime) it stays healthy. */
 export const DECAY_SPANS = 5
 
-/** One address of an origin: its failures, ejections, slow start and latency. The pick reads `weight` and `avoided`. */
+/** One address of an origin: its failures, ejections and slow start. The pick reads `weight` and `avoided`. */
 export class AddressHealth {
   readonly address: string
-  /** The share the pick gives the address's pools, relative to 1: slow start × latency. */
+  /** The share the pick gives the address's pools, relative to a warm one's (1): below 1 during slow start. */
   weight = 1
   /** Its pools get requests only when no other pool can take them (ejected, and not in panic). */
   avoided = false
@@ -67,14 +44,6 @@ export class AddressHealth {
   /** Slow start: the ramp runs from `rampFrom` until `rampUntil`. */
   rampFrom = 0
   rampUntil = 0
-  /** Average time to the response head of successful requests (ms). */
-  latency = 0
-  latencyAt = 0
-  /** Samples in the average, up to LATENCY_SAMPLES. */
-  samples = 0
-  /** When the first of them arrived. */
-  measuredFrom = 0
-  latencyWeight = 1
   timer: TimerHandle | undefined
 
   constructor(address: string) {
@@ -104,8 +73,8 @@ export interface HealthListener {
  * `maxEjectionPercent` of the addresses are ejected; when every address is
  * ejected or failing, none is avoided (panic).
  *
- * The pick's weights (slow start × latency) are computed here on a short
- * period, only while something changes.
+ * The pick's weights (slow start) are computed here, on a short period
+ * while a ramp runs.
  */
 export class Health {
   readonly #origin: string
@@ -177,35 +146,20 @@ export class Health {
     if (changed) this.#update(now)
   }
 
-  /**
-   * One exchange's outcome on `health`'s address (the hot path: once per
-   * request). `latency` is the time to the response head, `at` when it came.
-   */
-  record(health: AddressHealth, outcome: Outcome, latency: number, at: number): void {
+  /** One exchange's outcome on `health`'s address: the hot path, once per request, and most often a success that changes nothing. */
+  record(health: AddressHealth, outcome: Outcome): void {
     if (outcome === Outcome.None || health.ejected || this.#closed) return
     const outliers = this.#outliers
     if (outcome === Outcome.Success || (outcome === Outcome.ServerError && outliers && !outliers.countServerErrors)) {
-      this.#sample(health, latency, at)
       if (health.consecutiveFailures === 0 && !health.probation) return
       const wasFailing = outliers && health.consecutiveFailures >= outliers.consecutiveFailures
       health.consecutiveFailures = 0
       health.probation = false
-      if (wasFailing) this.#update(at)
+      if (wasFailing) this.#update(this.#clock.now())
       return
     }
     health.consecutiveFailures++
     if (outliers && (health.probation || health.consecutiveFailures >= outliers.consecutiveFailures)) this.#eject(health, outliers)
-  }
-
-  /** The clock is not read per sample: `at` is when the response head arrived, read by the exchange anyway. */
-  #sample(health: AddressHealth, latency: number, at: number): void {
-    if (latency < 0) return
-    if (health.samples === 0) health.measuredFrom = at
-    const weight = health.samples < LATENCY_SAMPLES ? 1 / ++health.samples : Math.min(0.5, (at - health.latencyAt) / LATENCY_DECAY)
-    health.latency += (latency - health.latency) * weight
-    health.latencyAt = at
-    // The weights follow at the next refresh.
-    this.#arm()
   }
 
   #eject(health: AddressHealth, outliers: OutlierDetection): void {
@@ -249,9 +203,6 @@ export class Health {
     health.ejected = false
     health.probation = true
     health.returnedAt = now
-    // What it was before its ejection says nothing about it now.
-    health.samples = 0
-    health.latency = 0
     if (this.#slowStart) this.#ramp(health, now, this.#slowStart.window)
     this.#update(now)
     publish('drainpipe:address:returned', () => ({ origin: this.#origin, address: health.address, ejections: health.ejections }))
@@ -277,7 +228,7 @@ export class Health {
     return Math.max(1, Math.floor((size * outliers.maxEjectionPercent) / 100))
   }
 
-  /** Recomputes panic, weights and `avoided` now, and keeps refreshing while a ramp runs or samples arrive. */
+  /** Recomputes panic, weights and `avoided` now, and keeps refreshing while a ramp runs. */
   #update(now: number): void {
     const outliers = this.#outliers
     let panic = this.#addresses.size > 0
@@ -286,22 +237,15 @@ export class Health {
       if (!health.ejected && !failing) panic = false
     }
     this.#panic = panic
-    // The latency reference: the fastest address in use.
-    const measured = (health: AddressHealth) => health.samples >= LATENCY_SAMPLES && now - health.measuredFrom >= LATENCY_SETTLE
-    let fastest = Infinity
-    for (const health of this.#addresses.values()) if (!health.ejected && measured(health) && health.latency < fastest) fastest = health.latency
-    const bound = Math.max(LATENCY_TOLERANCE * fastest, fastest + LATENCY_SLACK)
     let ramping = false
     for (const health of this.#addresses.values()) {
       health.avoided = health.ejected && !panic
-      health.latencyWeight = measured(health) && health.latency > bound ? Math.max(LATENCY_FLOOR, bound / health.latency) : 1
-      let weight = health.latencyWeight
+      health.weight = 1
       if (now < health.rampUntil && this.#slowStart) {
         const { minWeight } = this.#slowStart
-        weight *= minWeight + ((1 - minWeight) * (now - health.rampFrom)) / (health.rampUntil - health.rampFrom)
+        health.weight = minWeight + ((1 - minWeight) * (now - health.rampFrom)) / (health.rampUntil - health.rampFrom)
         ramping = true
       }
-      health.weight = weight
     }
     if (ramping) this.#arm()
   }
@@ -333,7 +277,6 @@ export class Health {
       result[address] = {
         state: health.state(now),
         weight: Math.round(health.weight * 1000) / 1000,
-        latency: Math.round(health.latency * 10) / 10,
         consecutiveFailures: health.consecutiveFailures,
         ejections: health.ejections,
       }

@@ -51,7 +51,7 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
   /** Every pool not yet closed, draining ones included. */
   readonly #pools = new Set<Pool>()
   readonly #registry = new Registry()
-  /** Each address's failures, ejection, slow start and latency: the weights of the pick. */
+  /** Each address's failures, ejection and slow start: the weights of the pick. */
   readonly #health: Health
   readonly #queue: WaitQueue
   readonly #requestsByAddress = new Map<string, number>()
@@ -316,13 +316,13 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
     const outcome = exchange.outcome
     if (outcome === Outcome.None) return
     const health = this.#health.get(pool.address!)
-    if (health !== undefined) this.#health.record(health, outcome, exchange.latency, exchange.respondedAt)
+    if (health !== undefined) this.#health.record(health, outcome)
   }
 
   /** A connect failure counts for the address the pool tried first. */
   #failed(address: string): void {
     const health = this.#health.get(address)
-    if (health !== undefined) this.#health.record(health, Outcome.Failure, -1, 0)
+    if (health !== undefined) this.#health.record(health, Outcome.Failure)
   }
 
   goaway(pool: Pool, goaway: Goaway): void {

@@ -61,7 +61,7 @@ export interface PoolOwner {
   transitioned(pool: Pool, from: PoolState, event: PoolEvent): void
   /** A stream slot opened up, or the server allowed more streams. */
   slotFreed(pool: Pool): void
-  /** An exchange ended (`exchange.outcome`, `exchange.latency`): what it tells of the pool's address. */
+  /** An exchange ended (`exchange.outcome`): what it tells of the pool's address. */
   completed(pool: Pool, exchange: Exchange): void
   /** Every GOAWAY, also those a draining pool receives. */
   goaway(pool: Pool, goaway: Goaway): void

@@ -30,10 +30,8 @@ export type AddressState = 'healthy' | 'ejected' | 'slow-start'
 export interface AddressStats {
   /** Where it stands. */
   state: AddressState
-  /** Its pools' share relative to a warm, healthy address's (1): slow start × latency. */
+  /** Its pools' share relative to a warm, healthy address's (1): below 1 during slow start. */
   weight: number
-  /** Average time to the response head of its successful requests (ms; 0 before the first). */
-  latency: number
   /** Failures since its last success. */
   consecutiveFailures: number
   /** Times it was ejected. */

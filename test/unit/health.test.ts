@@ -1,12 +1,12 @@
 /**
  * The health of an origin's addresses (lib/health.ts) on a manual clock, no
  * socket: consecutive failures, ejection and its growing time, probation,
- * the cap on ejections, panic, slow start, the latency weight, timers.
+ * the cap on ejections, panic, slow start, timers.
  */
 import diagnostics from 'node:diagnostics_channel'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ChannelMessages } from '../../lib/channels.js'
-import { DECAY_SPANS, Health, LATENCY_FLOOR, LATENCY_SETTLE, Outcome, REFRESH_INTERVAL } from '../../lib/health.js'
+import { DECAY_SPANS, Health, Outcome, REFRESH_INTERVAL } from '../../lib/health.js'
 import { defaults, type OutlierDetection, type SlowStart } from '../../lib/options.js'
 import { ManualClock } from '../helpers/manual-clock.js'
 
@@ -31,9 +31,9 @@ function setup(
   health.update(addresses)
   const of = (address: string) => health.get(address)!
   const fail = (address: string, times = 1, outcome: Outcome = Outcome.Failure) => {
-    for (let i = 0; i < times; i++) health.record(of(address), outcome, -1, 0)
+    for (let i = 0; i < times; i++) health.record(of(address), outcome)
   }
-  const succeed = (address: string, latency = 1) => health.record(of(address), Outcome.Success, latency, clock.now())
+  const succeed = (address: string) => health.record(of(address), Outcome.Success)
   return { clock, health, events, totals, of, fail, succeed }
 }
 
@@ -267,51 +267,19 @@ describe('Health: slow start', () => {
   })
 })
 
-describe('Health: latency', () => {
-  /** `ms` per request on each address, every millisecond, for `duration` ms. */
-  function traffic(t: ReturnType<typeof setup>, latencies: Record<string, number>, duration: number): void {
-    for (let elapsed = 0; elapsed < duration; elapsed++) {
-      t.clock.advance(1)
-      for (const [address, ms] of Object.entries(latencies)) t.succeed(address, ms)
-    }
-  }
-
-  it('an address much slower than the fastest loses weight in proportion, once measured for a while', () => {
-    const t = setup({}, [A, B, C, D])
-    traffic(t, { [A]: 2, [B]: 2, [C]: 2, [D]: 50 }, LATENCY_SETTLE / 2)
-    expect(t.of(D).weight).toBe(1)
-    traffic(t, { [A]: 2, [B]: 2, [C]: 2, [D]: 50 }, LATENCY_SETTLE)
-    // The bound: max(1.5 × 2, 2 + 10) = 12 ms.
-    expect(t.of(D).weight).toBeCloseTo(12 / 50, 2)
-    expect([A, B, C].map((address) => t.of(address).weight)).toEqual([1, 1, 1])
-  })
-
-  it('equal backends with the noise of a busy client (a third apart, a few ms) keep equal weights', () => {
-    const t = setup({}, [A, B])
-    traffic(t, { [A]: 30, [B]: 40 }, 3 * LATENCY_SETTLE)
-    expect([t.of(A).weight, t.of(B).weight]).toEqual([1, 1])
-    const fast = setup({}, [A, B])
-    traffic(fast, { [A]: 0.3, [B]: 3 }, 3 * LATENCY_SETTLE)
-    expect(fast.of(B).weight).toBe(1)
-  })
-
-  it('a very slow address keeps a floor, so that it is still measured and can come back', () => {
-    const t = setup({}, [A, B])
-    traffic(t, { [A]: 1, [B]: 10_000 }, 2 * LATENCY_SETTLE)
-    expect(t.of(B).weight).toBe(LATENCY_FLOOR)
-  })
-
-  it('the weights refresh while samples arrive and stop when they stop; close() leaves no timer', () => {
-    const t = setup({}, [A, B])
-    t.succeed(A)
+describe('Health: timers', () => {
+  it('the weights refresh while a ramp runs, not after; close() leaves no timer, and nothing arms one after it', () => {
+    const t = setup({ outliers: { baseEjectionTime: 1000 }, slowStart: { window: 300 } }, [A, B])
+    t.health.update([A, B, C])
     expect(t.clock.pending()).toEqual([REFRESH_INTERVAL])
-    t.clock.advance(REFRESH_INTERVAL)
+    t.clock.advance(300)
     expect(t.clock.pending()).toEqual([])
-    t.succeed(A)
     t.fail(B, 5)
+    expect(t.clock.pending()).toEqual([1000])
     t.health.close()
     expect(t.clock.pending()).toEqual([])
-    t.succeed(A)
+    t.health.update([A, B, C, D])
+    t.fail(A, 5)
     expect(t.clock.pending()).toEqual([])
   })
 })
@@ -322,8 +290,8 @@ describe('Health: stats', () => {
     t.fail(A, 5)
     t.fail(B, 2)
     expect(t.health.stats()).toEqual({
-      [A]: { state: 'ejected', weight: 1, latency: 0, consecutiveFailures: 0, ejections: 1 },
-      [B]: { state: 'healthy', weight: 1, latency: 0, consecutiveFailures: 2, ejections: 0 },
+      [A]: { state: 'ejected', weight: 1, consecutiveFailures: 0, ejections: 1 },
+      [B]: { state: 'healthy', weight: 1, consecutiveFailures: 2, ejections: 0 },
     })
   })
 })
