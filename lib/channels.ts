@@ -28,7 +28,7 @@ export interface ConnectFailedMessage extends PoolInfo {
 export interface RecycleMessage extends PoolInfo {
   /** `ok` when the successor took over, `failed` when the old pool keeps serving. */
   result: 'ok' | 'failed'
-  /** What started it (`age`), or why the successor failed. */
+  /** What started it: `age`, `cooldown` (a retry), `requests`, `address-removed` (left DNS), `address-ejected`, `address-returned`. */
   reason: string
   /** The successor's failure, when `failed`. */
   error?: Error
