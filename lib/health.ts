@@ -146,9 +146,16 @@ export class Health {
     if (changed) this.#update(now)
   }
 
-  /** One exchange's outcome on `health`'s address: the hot path, once per request, and most often a success that changes nothing. */
-  record(health: AddressHealth, outcome: Outcome): void {
-    if (outcome === Outcome.None || health.ejected || this.#closed) return
+  /**
+   * One exchange's outcome on an address (or a connect's): the hot path,
+   * once per request, and most often a success that changes nothing. An
+   * address not in the latest lookup (an IP literal's, one that left DNS)
+   * has no health to keep.
+   */
+  record(address: string, outcome: Outcome): void {
+    if (outcome === Outcome.None || this.#closed) return
+    const health = this.#addresses.get(address)
+    if (health === undefined || health.ejected) return
     const outliers = this.#outliers
     if (outcome === Outcome.Success || (outcome === Outcome.ServerError && outliers && !outliers.countServerErrors)) {
       if (health.consecutiveFailures === 0 && !health.probation) return

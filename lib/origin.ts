@@ -249,7 +249,7 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
         this.#registry.register(pool, health)
         this.#queue.connectionUsable(true)
         // Connected through a fallback: the first choice did not answer in time.
-        if (claim !== undefined && claim !== address) this.#failed(claim)
+        if (claim !== undefined && claim !== address) this.#health.record(claim, Outcome.Failure)
         shard.transition({ type: 'connected', pool })
         // It chose the address before the address was ejected: it moves on at once.
         if (health?.avoided && claim === address && shard.pool === pool) shard.transition({ type: 'recycle-due', reason: 'address-ejected' })
@@ -287,8 +287,9 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
       this.#switchToHttp1()
       return
     }
+    // A connect failure counts for the address the pool tried first.
     const claim = this.#claims.get(pool)
-    if (claim !== undefined) this.#failed(claim)
+    if (claim !== undefined) this.#health.record(claim, Outcome.Failure)
     const connecting = [...this.#pools].some((other) => other.state.name === 'connecting')
     // Nothing ever answered and nothing else is trying: report at once, as undici would.
     if (!this.#everOpen && this.#registry.size === 0 && !connecting) this.#failQueue(reason)
@@ -313,16 +314,7 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
 
   /** One call per exchange: what it tells of its address. */
   completed(pool: Pool, exchange: Exchange): void {
-    const outcome = exchange.outcome
-    if (outcome === Outcome.None) return
-    const health = this.#health.get(pool.address!)
-    if (health !== undefined) this.#health.record(health, outcome)
-  }
-
-  /** A connect failure counts for the address the pool tried first. */
-  #failed(address: string): void {
-    const health = this.#health.get(address)
-    if (health !== undefined) this.#health.record(health, Outcome.Failure)
+    this.#health.record(pool.address!, exchange.outcome)
   }
 
   goaway(pool: Pool, goaway: Goaway): void {

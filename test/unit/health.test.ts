@@ -31,9 +31,9 @@ function setup(
   health.update(addresses)
   const of = (address: string) => health.get(address)!
   const fail = (address: string, times = 1, outcome: Outcome = Outcome.Failure) => {
-    for (let i = 0; i < times; i++) health.record(of(address), outcome)
+    for (let i = 0; i < times; i++) health.record(address, outcome)
   }
-  const succeed = (address: string) => health.record(of(address), Outcome.Success)
+  const succeed = (address: string) => health.record(address, Outcome.Success)
   return { clock, health, events, totals, of, fail, succeed }
 }
 
@@ -83,11 +83,14 @@ describe('Health: consecutive failures', () => {
     expect(off.of(A).ejected).toBe(false)
   })
 
-  it('an exchange with nothing to say (cancelled, unprocessed) changes nothing', () => {
+  it('an exchange with nothing to say (cancelled, unprocessed) changes nothing; nor does an address the lookup did not give', () => {
     const t = setup()
     t.fail(A, 4)
     t.fail(A, 3, Outcome.None)
     expect(t.of(A).consecutiveFailures).toBe(4)
+    for (let i = 0; i < 10; i++) t.health.record('10.9.9.9', Outcome.Failure)
+    expect(t.health.get('10.9.9.9')).toBeUndefined()
+    expect(t.events).toEqual([])
   })
 
   it('consecutiveFailures is an option; outlierDetection: false never ejects', () => {
