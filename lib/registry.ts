@@ -36,9 +36,11 @@ export class Registry {
 
   register(pool: Pool, standing: Standing = this.#unknown): void {
     if (this.#entries.some((entry) => entry.pool === pool)) return
-    // Due after one stride from now: a newcomer gets its share from here on, not a burst to catch up.
-    this.#entries.push({ pool, standing, peers: 1, deadline: this.#now + 1 / standing.weight })
+    const entry: Entry = { pool, standing, peers: 1, deadline: 0 }
+    this.#entries.push(entry)
     this.#countPeers()
+    // Due after one stride from now: a newcomer gets its share from here on, not a burst to catch up.
+    entry.deadline = this.#now + entry.peers / standing.weight
   }
 
   deregister(pool: Pool): void {
