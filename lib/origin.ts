@@ -183,7 +183,11 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
     return [chosen, ...fallbacks]
   }
 
-  /** This origin's connections per address (of `addresses`), but for `except`; pools being replaced or draining are leaving: their successors are what the spread is made of. */
+  /**
+   * This origin's connections per address (of `addresses`), `except` left
+   * out. Pools being replaced or draining are leaving: their successors are
+   * what the spread is made of.
+   */
   #spread(addresses: readonly string[], except?: Pool): Map<string, number> {
     const leaving = new Set(this.#shards.map((shard) => shard.replacing))
     const counts = new Map(addresses.map((address) => [address, 0]))

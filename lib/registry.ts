@@ -57,17 +57,19 @@ export class Registry {
 
   /**
    * The registered pool with the fewest in-flight streams per unit of weight
-   * and a free slot, pools of avoided (ejected) addresses only when no other
+   * and a free slot; pools of avoided (ejected) addresses only when no other
    * has one. A pool's weight is its address's, shared with the address's
    * other pools: addresses, not connections, get equal shares (6 connections
-   * over 5 addresses: a fifth of the requests each, not 2/6 for one). Ties go to the earliest deadline; the chosen pool's next one is
-   * a stride of 1 / weight later. Under light load (nothing in flight) that
-   * is weighted round robin: shares follow the weights, and with every
-   * weight 1 it is exact round robin, so every pool gets the same share.
-   * A random tie-break would leave the shares to chance, and a shared start
-   * index would lock onto one pool when requests finish and restart in
-   * lockstep with the number of pools. A pool passed over keeps its old
-   * deadline, so it is owed one pick at most, never a burst.
+   * over 5 addresses: a fifth of the requests each, not 2/6 for one).
+   *
+   * Ties go to the earliest deadline; the chosen pool's next one is a stride
+   * (1 / its weight) later. Under light load (nothing in flight) that is
+   * weighted round robin: shares follow the weights, and with every weight 1
+   * it is exact round robin, so every pool gets the same share. A random
+   * tie-break would leave the shares to chance, and a shared start index
+   * would lock onto one pool when requests finish and restart in lockstep
+   * with the number of pools. A pool passed over keeps its old deadline, so
+   * it is owed one pick at most, never a burst.
    *
    * Weights are numbers the address's health keeps current: nothing here
    * reads the clock.
