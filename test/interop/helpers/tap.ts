@@ -1,0 +1,154 @@
+/**
+ * A tap on the engine seam (lib/engine.ts) for interop tests. It wraps both
+ * engines' `connect()` so that every connection's GOAWAYs, and every stream
+ * with its id, are recorded against the request that opened it (named by
+ * its `x-interop-id` header).
+ *
+ * With it a test can judge each failed request by the server's own word: a
+ * stream above the last-stream-id of a GOAWAY its connection received was
+ * provably not processed, so failing it (instead of retrying it) is a bug.
+ * The tap records what the engine parsed; what the request's caller finally
+ * saw comes from drive()'s report.
+ */
+import type { Connection, ConnectionListener, Engine, Goaway, RequestHead, Stream, StreamHandler } from '../../../lib/engine.js'
+import { nodeEngine } from '../../../lib/node-engine.js'
+import { wireEngine } from '../../../lib/wire/connection.js'
+
+export const INTEROP_ID = 'x-interop-id'
+
+export interface TappedConnection {
+  /** 1, 2, … in the order connections came up. */
+  readonly index: number
+  /** Every GOAWAY the engine reported on this connection, in order. */
+  readonly goaways: Goaway[]
+}
+
+export interface Attempt {
+  readonly connection: TappedConnection
+  readonly stream: Stream
+}
+
+/**
+ * What the server's GOAWAYs say about a request's last stream, counting every
+ * GOAWAY its connection reported, also those read after the stream ended:
+ * - `unsent`: it never got a stream id; `above`: its id is above a GOAWAY's
+ *   last-stream-id. Either way it was provably not processed.
+ * - `accepted`: a GOAWAY with a real last-stream-id (below 2^31-1) covers
+ *   it: the server says it may have processed it.
+ * - `notice only`: the connection reported only the shutdown notice,
+ *   GOAWAY(2^31-1), which covers every stream.
+ * - `no goaway`: the connection reported none.
+ */
+export type Verdict = 'unsent' | 'above' | 'accepted' | 'notice only' | 'no goaway'
+
+const NOTICE = 2 ** 31 - 1
+
+export interface Tap {
+  readonly connections: readonly TappedConnection[]
+  /** Every stream opened for the request with this interop id, in order (its retries after the first). */
+  attempts(id: string): readonly Attempt[]
+  /** The verdict on the request's last stream; undefined when no stream was opened for it. */
+  verdict(id: string): Verdict | undefined
+  restore(): void
+}
+
+/** Whether a verdict proves the stream was not processed (so failing its request is a bug). */
+export const provedUnprocessed = (verdict: Verdict | undefined): boolean => verdict === 'unsent' || verdict === 'above'
+
+/** Installs the tap on both engines; `restore()` takes it off. */
+export function tapEngines(): Tap {
+  const connections: TappedConnection[] = []
+  const byRequest = new Map<string, Attempt[]>()
+  const engines: Engine[] = [wireEngine, nodeEngine]
+  const originals = engines.map((engine) => engine.connect)
+  for (const [i, engine] of engines.entries()) {
+    const connect = originals[i]!
+    ;(engine as { connect: Engine['connect'] }).connect = async (target, signal) => {
+      const connection = await connect.call(engine, target, signal)
+      const tapped: TappedConnection = { index: connections.length + 1, goaways: [] }
+      connections.push(tapped)
+      return new TappedConnectionImpl(connection, tapped, byRequest)
+    }
+  }
+  return {
+    connections,
+    attempts: (id) => byRequest.get(id) ?? [],
+    verdict(id) {
+      const last = byRequest.get(id)?.at(-1)
+      if (last === undefined) return undefined
+      const streamId = last.stream.id
+      const lastStreamIds = last.connection.goaways.map((goaway) => goaway.lastStreamId)
+      if (streamId === undefined) return 'unsent'
+      if (lastStreamIds.some((lastStreamId) => streamId > lastStreamId)) return 'above'
+      if (lastStreamIds.some((lastStreamId) => lastStreamId < NOTICE)) return 'accepted'
+      return lastStreamIds.length > 0 ? 'notice only' : 'no goaway'
+    },
+    restore() {
+      for (const [i, engine] of engines.entries()) (engine as { connect: Engine['connect'] }).connect = originals[i]!
+    },
+  }
+}
+
+/** A connection that reports to the tap and otherwise does exactly what the engine's does. */
+class TappedConnectionImpl implements Connection {
+  readonly #inner: Connection
+  readonly #tapped: TappedConnection
+  readonly #byRequest: Map<string, Attempt[]>
+
+  constructor(inner: Connection, tapped: TappedConnection, byRequest: Map<string, Attempt[]>) {
+    this.#inner = inner
+    this.#tapped = tapped
+    this.#byRequest = byRequest
+  }
+
+  get address() {
+    return this.#inner.address
+  }
+  get maxConcurrentStreams() {
+    return this.#inner.maxConcurrentStreams
+  }
+  get activeStreams() {
+    return this.#inner.activeStreams
+  }
+  get accepting() {
+    return this.#inner.accepting
+  }
+  get lastReceivedAt() {
+    return this.#inner.lastReceivedAt
+  }
+
+  listen(listener: ConnectionListener): void {
+    const goaways = this.#tapped.goaways
+    this.#inner.listen({
+      settings: () => listener.settings(),
+      goaway: (goaway) => {
+        goaways.push(goaway)
+        listener.goaway(goaway)
+      },
+      error: (error) => listener.error(error),
+      closed: () => listener.closed(),
+    })
+  }
+
+  open(head: RequestHead, endStream: boolean, handler: StreamHandler): Stream {
+    const stream = this.#inner.open(head, endStream, handler)
+    const id = head.headers[INTEROP_ID]
+    if (typeof id === 'string') {
+      const attempt = { connection: this.#tapped, stream }
+      const attempts = this.#byRequest.get(id)
+      if (attempts) attempts.push(attempt)
+      else this.#byRequest.set(id, [attempt])
+    }
+    return stream
+  }
+
+  ping(acked: (error?: Error) => void): void {
+    this.#inner.ping(acked)
+  }
+  close(): void {
+    this.#inner.close()
+  }
+  destroy(error?: Error): void {
+    this.#inner.destroy(error)
+  }
+}
