@@ -11,8 +11,9 @@
  *   second GOAWAY carries an error code, and it closes the connection,
  *   dropping the responses of streams it had accepted, and often processed
  *   (verdict `accepted`);
- * - a child spawned around the restart can take a connection, answer its
- *   SETTINGS and close it without a GOAWAY (verdict `no goaway`).
+ * - a child of the old generation, forked as the restart begins, can still
+ *   take a connection, answer its SETTINGS, and close it without a GOAWAY
+ *   as it exits (verdict `no goaway`).
  * What the gate holds drainpipe to is the rest:
  * - no request that Apache's GOAWAY proves unprocessed (a stream above its
  *   last-stream-id) fails: it is retried (the wire engine reads every byte

@@ -21,7 +21,7 @@ import { pattern } from '../../helpers/h2-server.js'
 import { INTEROP_ID, provedUnprocessed, type Tap, type Verdict } from './tap.js'
 
 export const TOTAL = 1000
-export const CONCURRENCY = 20
+const CONCURRENCY = 20
 export const BIG = 256 * 1024
 
 export interface Routes {
@@ -111,13 +111,11 @@ export async function run(options: {
   tap: Tap
   onSettled?: (settled: number) => void
   processed?: Map<string, number>
-  perRequestLimit?: number
 }): Promise<Outcome> {
   const report = await drive({
     total: TOTAL,
     concurrency: CONCURRENCY,
     maxDuration: 40_000,
-    perRequestLimit: options.perRequestLimit,
     onSettled: options.onSettled,
     send: options.mix.send,
   })

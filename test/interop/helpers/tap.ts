@@ -1,8 +1,8 @@
 /**
  * A tap on the engine seam (lib/engine.ts) for interop tests. It wraps both
- * engines' `connect()` so that every connection's GOAWAYs, and every stream
- * with its id, are recorded against the request that opened it (named by
- * its `x-interop-id` header).
+ * engines' `connect()` to record every connection's GOAWAYs and, for each
+ * request (named by its `x-interop-id` header), the stream it was last sent
+ * on.
  *
  * With it a test can judge each failed request by the server's own word: a
  * stream above the last-stream-id of a GOAWAY its connection received was
@@ -16,15 +16,14 @@ import { wireEngine } from '../../../lib/wire/connection.js'
 
 export const INTEROP_ID = 'x-interop-id'
 
-export interface TappedConnection {
-  /** 1, 2, … in the order connections came up. */
-  readonly index: number
+export interface ConnectionRecord {
   /** Every GOAWAY the engine reported on this connection, in order. */
   readonly goaways: Goaway[]
 }
 
-export interface Attempt {
-  readonly connection: TappedConnection
+/** The stream a request was last sent on (a retry opens another). */
+interface Attempt {
+  readonly connection: ConnectionRecord
   readonly stream: Stream
 }
 
@@ -44,9 +43,8 @@ export type Verdict = 'unsent' | 'above' | 'accepted' | 'notice only' | 'no goaw
 const NOTICE = 2 ** 31 - 1
 
 export interface Tap {
-  readonly connections: readonly TappedConnection[]
-  /** Every stream opened for the request with this interop id, in order (its retries after the first). */
-  attempts(id: string): readonly Attempt[]
+  /** Every connection the engines opened, in order. */
+  readonly connections: readonly ConnectionRecord[]
   /** The verdict on the request's last stream; undefined when no stream was opened for it. */
   verdict(id: string): Verdict | undefined
   restore(): void
@@ -57,24 +55,23 @@ export const provedUnprocessed = (verdict: Verdict | undefined): boolean => verd
 
 /** Installs the tap on both engines; `restore()` takes it off. */
 export function tapEngines(): Tap {
-  const connections: TappedConnection[] = []
-  const byRequest = new Map<string, Attempt[]>()
+  const connections: ConnectionRecord[] = []
+  const byRequest = new Map<string, Attempt>()
   const engines: Engine[] = [wireEngine, nodeEngine]
   const originals = engines.map((engine) => engine.connect)
   for (const [i, engine] of engines.entries()) {
     const connect = originals[i]!
     ;(engine as { connect: Engine['connect'] }).connect = async (target, signal) => {
       const connection = await connect.call(engine, target, signal)
-      const tapped: TappedConnection = { index: connections.length + 1, goaways: [] }
-      connections.push(tapped)
-      return new TappedConnectionImpl(connection, tapped, byRequest)
+      const record: ConnectionRecord = { goaways: [] }
+      connections.push(record)
+      return new TappedConnection(connection, record, byRequest)
     }
   }
   return {
     connections,
-    attempts: (id) => byRequest.get(id) ?? [],
     verdict(id) {
-      const last = byRequest.get(id)?.at(-1)
+      const last = byRequest.get(id)
       if (last === undefined) return undefined
       const streamId = last.stream.id
       const lastStreamIds = last.connection.goaways.map((goaway) => goaway.lastStreamId)
@@ -90,14 +87,14 @@ export function tapEngines(): Tap {
 }
 
 /** A connection that reports to the tap and otherwise does exactly what the engine's does. */
-class TappedConnectionImpl implements Connection {
+class TappedConnection implements Connection {
   readonly #inner: Connection
-  readonly #tapped: TappedConnection
-  readonly #byRequest: Map<string, Attempt[]>
+  readonly #record: ConnectionRecord
+  readonly #byRequest: Map<string, Attempt>
 
-  constructor(inner: Connection, tapped: TappedConnection, byRequest: Map<string, Attempt[]>) {
+  constructor(inner: Connection, record: ConnectionRecord, byRequest: Map<string, Attempt>) {
     this.#inner = inner
-    this.#tapped = tapped
+    this.#record = record
     this.#byRequest = byRequest
   }
 
@@ -118,7 +115,7 @@ class TappedConnectionImpl implements Connection {
   }
 
   listen(listener: ConnectionListener): void {
-    const goaways = this.#tapped.goaways
+    const goaways = this.#record.goaways
     this.#inner.listen({
       settings: () => listener.settings(),
       goaway: (goaway) => {
@@ -133,12 +130,7 @@ class TappedConnectionImpl implements Connection {
   open(head: RequestHead, endStream: boolean, handler: StreamHandler): Stream {
     const stream = this.#inner.open(head, endStream, handler)
     const id = head.headers[INTEROP_ID]
-    if (typeof id === 'string') {
-      const attempt = { connection: this.#tapped, stream }
-      const attempts = this.#byRequest.get(id)
-      if (attempts) attempts.push(attempt)
-      else this.#byRequest.set(id, [attempt])
-    }
+    if (typeof id === 'string') this.#byRequest.set(id, { connection: this.#record, stream })
     return stream
   }
 
