@@ -32,8 +32,8 @@ import { tableLookup } from '../helpers/h2-server.js'
 import { pki } from '../helpers/pki.js'
 import { requires } from '../helpers/processes.js'
 import { APACHE_BINARY, startApache } from './helpers/apache.js'
-import { ENGINE, TOTAL, line, mix, recorderRoutes, run } from './helpers/mix.js'
-import { tapEngines } from './helpers/tap.js'
+import { TOTAL, line, mix, recorderRoutes, run } from './helpers/mix.js'
+import { ENGINE, tapEngine } from './helpers/tap.js'
 
 const apache = requires(APACHE_BINARY, 'apache2')
 
@@ -47,13 +47,12 @@ afterEach(async () => {
 describe.skipIf(apache.skip)(`interop: Apache httpd (mod_http2), graceful restarts under load${apache.note}`, () => {
   it('1,000 mixed requests, a graceful restart every 250: nothing its GOAWAY proves unprocessed fails, nothing is processed twice', async () => {
     apache.check()
-    const tap = tapEngines()
-    cleanup.push(async () => tap.restore())
+    const tap = tapEngine()
     const upstream = await startRecorder('127.0.0.105')
     cleanup.push(() => upstream.close())
     const server = await startApache({ host: '127.0.0.106', upstream })
     cleanup.push(() => server.close())
-    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [server.host] }).lookup })
+    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [server.host] }).lookup, ...tap.clientOptions })
     cleanup.push(() => client.destroy())
 
     // One restart at a time, while the load keeps going.

@@ -17,7 +17,7 @@ import { Client } from '../../lib/index.js'
 import { pattern, tableLookup } from '../helpers/h2-server.js'
 import { pki } from '../helpers/pki.js'
 import { BIG, expectClean, line, run } from './helpers/mix.js'
-import { INTEROP_ID, tapEngines } from './helpers/tap.js'
+import { INTEROP_ID, tapEngine } from './helpers/tap.js'
 
 const cleanup: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -74,11 +74,10 @@ async function startGrpcServer(host: string) {
 
 describe('interop: grpc-js server with max_connection_age', () => {
   it('1,000 mixed unary calls: 0 failed, grpc-status checked, every Record processed exactly once', async () => {
-    const tap = tapEngines()
-    cleanup.push(async () => tap.restore())
+    const tap = tapEngine()
     const server = await startGrpcServer('127.0.0.110')
     cleanup.push(async () => server.close())
-    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [server.host] }).lookup })
+    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [server.host] }).lookup, ...tap.clientOptions })
     cleanup.push(() => client.destroy())
     const base = `https://api.test:${server.port}/interop.Interop`
 

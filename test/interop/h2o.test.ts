@@ -13,7 +13,7 @@ import { pki } from '../helpers/pki.js'
 import { requires } from '../helpers/processes.js'
 import { H2O_BINARY, startH2o } from './helpers/h2o.js'
 import { TOTAL, expectClean, line, mix, recorderRoutes, run } from './helpers/mix.js'
-import { tapEngines } from './helpers/tap.js'
+import { tapEngine } from './helpers/tap.js'
 
 const h2o = requires(H2O_BINARY, 'h2o')
 
@@ -25,13 +25,12 @@ afterEach(async () => {
 describe.skipIf(h2o.skip)(`interop: h2o, graceful restarts (SIGHUP) under load${h2o.note}`, () => {
   it('1,000 mixed requests, a restart every 200: 0 failed, every POST processed exactly once', async () => {
     h2o.check()
-    const tap = tapEngines()
-    cleanup.push(async () => tap.restore())
+    const tap = tapEngine()
     const upstream = await startRecorder('127.0.0.107')
     cleanup.push(() => upstream.close())
     const server = await startH2o({ host: '127.0.0.108', upstream })
     cleanup.push(() => server.close())
-    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [server.host] }).lookup })
+    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [server.host] }).lookup, ...tap.clientOptions })
     cleanup.push(() => client.destroy())
 
     // One restart at a time, while the load keeps going.

@@ -13,7 +13,7 @@ import { tableLookup } from '../helpers/h2-server.js'
 import { pki } from '../helpers/pki.js'
 import { requires } from '../helpers/processes.js'
 import { expectClean, line, mix, recorderRoutes, run } from './helpers/mix.js'
-import { tapEngines } from './helpers/tap.js'
+import { tapEngine } from './helpers/tap.js'
 
 const haproxy = requires(HAPROXY_BINARY, 'haproxy')
 
@@ -25,13 +25,12 @@ afterEach(async () => {
 describe.skipIf(haproxy.skip)(`interop: haproxy reloaded with -sf under load${haproxy.note}`, () => {
   it('1,000 mixed requests, a reload every 200: 0 failed, every POST processed exactly once', async () => {
     haproxy.check()
-    const tap = tapEngines()
-    cleanup.push(async () => tap.restore())
+    const tap = tapEngine()
     const upstream = await startRecorder('127.0.0.103')
     cleanup.push(() => upstream.close())
     const proxy = await startReloadableHaproxy({ host: '127.0.0.104', upstream })
     cleanup.push(() => proxy.close())
-    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [proxy.host] }).lookup })
+    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [proxy.host] }).lookup, ...tap.clientOptions })
     cleanup.push(() => client.destroy())
 
     // One reload at a time, while the load keeps going.

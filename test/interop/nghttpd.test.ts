@@ -17,7 +17,7 @@ import { pattern, tableLookup } from '../helpers/h2-server.js'
 import { pki } from '../helpers/pki.js'
 import { requires } from '../helpers/processes.js'
 import { BIG, expectClean, line, mix, run } from './helpers/mix.js'
-import { tapEngines } from './helpers/tap.js'
+import { tapEngine } from './helpers/tap.js'
 
 const nghttpd = requires(NGHTTPD_BINARY, 'nghttp2-server')
 
@@ -31,15 +31,14 @@ afterEach(async () => {
 describe.skipIf(nghttpd.skip)(`interop: nghttpd, small windows, 10 streams, padding, small HPACK tables, trailers${nghttpd.note}`, () => {
   it('1,000 mixed requests: 0 failed, uploads and downloads byte-exact', async () => {
     nghttpd.check()
-    const tap = tapEngines()
-    cleanup.push(async () => tap.restore())
+    const tap = tapEngine()
     const server = await startNghttpd({
       host: '127.0.0.109',
       files: { hello: 'hello', big: pattern(BIG), trailers: 'with trailers' },
       args: ['-m', '10', '-w', '14', '-W', '16', '-b', '7', '-c', '256', '--encoder-header-table-size=512', '--trailer=x-checksum: abc', '--echo-upload'],
     })
     cleanup.push(() => server.close())
-    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [server.host] }).lookup })
+    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [server.host] }).lookup, ...tap.clientOptions })
     cleanup.push(() => client.destroy())
 
     const upload = pattern(POST_SIZE)

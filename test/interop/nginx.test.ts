@@ -14,7 +14,7 @@ import { tableLookup } from '../helpers/h2-server.js'
 import { pki } from '../helpers/pki.js'
 import { requires } from '../helpers/processes.js'
 import { expectClean, line, mix, recorderRoutes, run } from './helpers/mix.js'
-import { tapEngines } from './helpers/tap.js'
+import { tapEngine } from './helpers/tap.js'
 
 const nginx = requires(NGINX_BINARY, 'nginx-light')
 
@@ -26,13 +26,12 @@ afterEach(async () => {
 describe.skipIf(nginx.skip)(`interop: nginx, GOAWAY after every 100 requests (keepalive_requests)${nginx.note}`, () => {
   it('1,000 mixed requests: 0 failed, ~10 GOAWAYs, every POST processed exactly once', async () => {
     nginx.check()
-    const tap = tapEngines()
-    cleanup.push(async () => tap.restore())
+    const tap = tapEngine()
     const upstream = await startRecorder('127.0.0.101')
     cleanup.push(() => upstream.close())
     const server = await startNginx({ host: '127.0.0.102', upstream, keepaliveRequests: 100 })
     cleanup.push(() => server.close())
-    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [server.host] }).lookup })
+    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [server.host] }).lookup, ...tap.clientOptions })
     cleanup.push(() => client.destroy())
 
     const outcome = await run({ mix: mix(client, `https://api.test:${server.port}`, recorderRoutes({ trailers: false })), tap, processed: upstream.processed })

@@ -21,7 +21,7 @@ import { Client } from '../../lib/index.js'
 import { startBackend, tableLookup } from '../helpers/h2-server.js'
 import { pki } from '../helpers/pki.js'
 import { TOTAL, expectClean, line, mix, recorderRoutes, run } from './helpers/mix.js'
-import { tapEngines } from './helpers/tap.js'
+import { tapEngine } from './helpers/tap.js'
 
 const cleanup: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -30,8 +30,7 @@ afterEach(async () => {
 
 describe("interop: Node's http2 server, session.goaway() and session.close() under load", () => {
   it('1,000 mixed requests, a GOAWAY every 100: 0 failed, every POST processed exactly once', async () => {
-    const tap = tapEngines()
-    cleanup.push(async () => tap.restore())
+    const tap = tapEngine()
     // The last-stream-id each session announced with session.goaway(): streams above it are refused, not served.
     const announced = new WeakMap<Http2Session, number>()
     const told = new WeakSet<Http2Session>()
@@ -44,7 +43,7 @@ describe("interop: Node's http2 server, session.goaway() and session.close() und
       },
     })
     cleanup.push(() => backend.close())
-    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [backend.host] }).lookup })
+    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [backend.host] }).lookup, ...tap.clientOptions })
     cleanup.push(() => client.destroy())
 
     let goaways = 0

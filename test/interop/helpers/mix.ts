@@ -18,7 +18,7 @@ import type { Client } from '../../../lib/index.js'
 import { drive, kindOf, summary, type DriveReport } from '../../chaos/helpers/drive.js'
 import { exactlyOnce } from '../../chaos/helpers/recorder.js'
 import { pattern } from '../../helpers/h2-server.js'
-import { INTEROP_ID, provedUnprocessed, type Tap, type Verdict } from './tap.js'
+import { ENGINE, INTEROP_ID, provedUnprocessed, type Tap, type Verdict } from './tap.js'
 
 export const TOTAL = 1000
 const CONCURRENCY = 20
@@ -129,9 +129,6 @@ export async function run(options: {
   const { lost, duplicated } = options.processed ? exactlyOnce(options.mix.posted, options.processed) : { lost: [], duplicated: [] }
   return { report, verdicts, failedUnprocessed, lost, duplicated, recorded: options.processed !== undefined }
 }
-
-/** The engine the tests run on (vitest.config.ts's projects set it; the default is the wire engine). */
-export const ENGINE = process.env.DRAINPIPE_ENGINE || 'wire'
 
 /** The one-line summary the README quotes. */
 export function line(name: string, client: Client, outcome: Outcome, extra: Record<string, unknown> = {}): string {

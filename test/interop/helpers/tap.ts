@@ -1,8 +1,8 @@
 /**
- * A tap on the engine seam (lib/engine.ts) for interop tests. It wraps both
- * engines' `connect()` to record every connection's GOAWAYs and, for each
+ * A tap on the engine seam (lib/engine.ts) for interop tests: the engine the
+ * tests run on, wrapped to record every connection's GOAWAYs and, for each
  * request (named by its `x-interop-id` header), the stream it was last sent
- * on.
+ * on; the client takes it under `kEngine` (the repository's engine hook).
  *
  * With it a test can judge each failed request by the server's own word: a
  * stream above the last-stream-id of a GOAWAY its connection received was
@@ -10,11 +10,14 @@
  * The tap records what the engine parsed; what the request's caller finally
  * saw comes from drive()'s report.
  */
-import type { Connection, ConnectionListener, Engine, Goaway, RequestHead, Stream, StreamHandler } from '../../../lib/engine.js'
+import { kEngine, type Connection, type ConnectionListener, type Engine, type Goaway, type RequestHead, type Stream, type StreamHandler } from '../../../lib/engine.js'
 import { nodeEngine } from '../../../lib/node-engine.js'
 import { wireEngine } from '../../../lib/wire/connection.js'
 
 export const INTEROP_ID = 'x-interop-id'
+
+/** The engine the tests run on (vitest.config.ts's projects set it; the default is the wire engine). */
+export const ENGINE = process.env.DRAINPIPE_ENGINE === 'node' ? 'node' : 'wire'
 
 export interface ConnectionRecord {
   /** Every GOAWAY the engine reported on this connection, in order. */
@@ -43,32 +46,33 @@ export type Verdict = 'unsent' | 'above' | 'accepted' | 'notice only' | 'no goaw
 const NOTICE = 2 ** 31 - 1
 
 export interface Tap {
-  /** Every connection the engines opened, in order. */
+  /** Spread into the client's options: the tapped engine replaces the one they name. */
+  readonly clientOptions: { readonly [kEngine]: Engine }
+  /** Every connection the engine opened, in order. */
   readonly connections: readonly ConnectionRecord[]
   /** The verdict on the request's last stream; undefined when no stream was opened for it. */
   verdict(id: string): Verdict | undefined
-  restore(): void
 }
 
 /** Whether a verdict proves the stream was not processed (so failing its request is a bug). */
 export const provedUnprocessed = (verdict: Verdict | undefined): boolean => verdict === 'unsent' || verdict === 'above'
 
-/** Installs the tap on both engines; `restore()` takes it off. */
-export function tapEngines(): Tap {
+/** A tap on the engine named by ENGINE. */
+export function tapEngine(): Tap {
+  const inner = ENGINE === 'node' ? nodeEngine : wireEngine
   const connections: ConnectionRecord[] = []
   const byRequest = new Map<string, Attempt>()
-  const engines: Engine[] = [wireEngine, nodeEngine]
-  const originals = engines.map((engine) => engine.connect)
-  for (const [i, engine] of engines.entries()) {
-    const connect = originals[i]!
-    ;(engine as { connect: Engine['connect'] }).connect = async (target, signal) => {
-      const connection = await connect.call(engine, target, signal)
+  const engine: Engine = {
+    name: inner.name,
+    async connect(target, signal) {
+      const connection = await inner.connect(target, signal)
       const record: ConnectionRecord = { goaways: [] }
       connections.push(record)
       return new TappedConnection(connection, record, byRequest)
-    }
+    },
   }
   return {
+    clientOptions: { [kEngine]: engine },
     connections,
     verdict(id) {
       const last = byRequest.get(id)
@@ -79,9 +83,6 @@ export function tapEngines(): Tap {
       if (lastStreamIds.some((lastStreamId) => streamId > lastStreamId)) return 'above'
       if (lastStreamIds.some((lastStreamId) => lastStreamId < NOTICE)) return 'accepted'
       return lastStreamIds.length > 0 ? 'notice only' : 'no goaway'
-    },
-    restore() {
-      for (const [i, engine] of engines.entries()) (engine as { connect: Engine['connect'] }).connect = originals[i]!
     },
   }
 }
