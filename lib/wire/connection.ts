@@ -106,6 +106,15 @@ export const wireEngine: Engine = {
  */
 export async function connectWire(target: ConnectTarget, signal: AbortSignal, internals: WireInternals = {}): Promise<WireConnection> {
   const { socket, address } = await dialSocket(target, signal)
+  return handshakeOver(socket, address, target, signal, internals)
+}
+
+/**
+ * connectWire once the socket is there: our preface, then the server's
+ * first SETTINGS. Apart so that tests can run the engine over a socket of
+ * their own making (the fuzzer feeds it recorded bytes in chunks it chooses).
+ */
+export function handshakeOver(socket: Socket, address: string, target: ConnectTarget, signal: AbortSignal, internals: WireInternals = {}): Promise<WireConnection> {
   return new Promise<WireConnection>((resolve, reject) => {
     const onAbort = () => {
       reject(signal.reason as Error)
