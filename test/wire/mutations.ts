@@ -8,6 +8,8 @@
  * session's size, so one arbitrary serves every session and shrinks well.
  */
 import fc from 'fast-check'
+import type { LocalSettings } from '../../lib/engine.js'
+import { SETTINGS } from './harness.js'
 import type { ReplayPlan } from './replay.js'
 import type { LoadedSession } from './sessions.js'
 
@@ -172,7 +174,16 @@ export interface ReplayParams {
   blockWrites: boolean
   pause: number[]
   reset: number[]
+  /** Our limits and windows: the harness's, or so small that recorded responses break them. */
+  tight: boolean
 }
+
+/**
+ * Limits the recorded servers did not know of: windows smaller than what
+ * they send, header lists smaller than theirs. Their frames then overrun
+ * our windows (FLOW_CONTROL_ERROR) and our header limits (streams reset).
+ */
+const TIGHT: LocalSettings = { streamWindow: 16_384, connectionWindow: 65_535, maxHeaderListSize: 300, maxHeaderFields: 6 }
 
 /** Reads, who ends, blocked writes, paused and reset streams; and mutations when `mutated`. */
 export function paramsArb(requests: number, mutated: boolean): fc.Arbitrary<ReplayParams> {
@@ -184,11 +195,12 @@ export function paramsArb(requests: number, mutated: boolean): fc.Arbitrary<Repl
     blockWrites: fc.boolean(),
     pause: fc.uniqueArray(fc.nat({ max: requests - 1 }), { maxLength: 3 }),
     reset: fc.uniqueArray(fc.nat({ max: requests - 1 }), { maxLength: 2 }),
+    tight: mutated ? fc.boolean() : fc.constant(false),
   })
 }
 
 export function planOf(session: LoadedSession, params: ReplayParams): ReplayPlan {
   const frames = mutateFrames(session.frameBytes, params.frameMutations)
   const bytes = mutateBytes(Buffer.concat(frames), params.byteMutations)
-  return { session, bytes, reads: readsOf(params.cuts, frames, bytes.length), serverEnds: params.serverEnds, blockWrites: params.blockWrites, pause: params.pause, reset: params.reset }
+  return { session, bytes, reads: readsOf(params.cuts, frames, bytes.length), serverEnds: params.serverEnds, blockWrites: params.blockWrites, pause: params.pause, reset: params.reset, settings: params.tight ? TIGHT : SETTINGS }
 }

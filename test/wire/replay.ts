@@ -8,13 +8,13 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
-import type { ConnectionListener, Goaway, ResponseHeaders, StreamClosed } from '../../lib/engine.js'
+import type { ConnectionListener, Goaway, LocalSettings, ResponseHeaders, StreamClosed } from '../../lib/engine.js'
 import { ConnectTimeoutError, DrainpipeError } from '../../lib/errors.js'
 import { handshakeOver, type WireConnection } from '../../lib/wire/connection.js'
 import { HpackError } from '../../lib/wire/hpack.js'
 import { ManualClock } from '../helpers/manual-clock.js'
 import type { HostileConnection } from '../hostile/server.js'
-import { Recorder, SETTINGS } from './harness.js'
+import { Recorder } from './harness.js'
 import { outcomeOf, requestBody, type LoadedSession, type Outcome } from './sessions.js'
 
 /**
@@ -229,6 +229,8 @@ export interface ReplayPlan {
   pause: number[]
   /** Requests (by index) whose stream is reset (CANCEL) at its response. */
   reset: number[]
+  /** Our windows and limits. */
+  settings: LocalSettings
 }
 
 export interface ReplayResult {
@@ -270,7 +272,7 @@ export async function replay(plan: ReplayPlan): Promise<ReplayResult> {
   const connecting = handshakeOver(
     socket as unknown as Socket,
     HOST,
-    { origin: url.origin, url, addresses: [HOST], tls: {}, settings: SETTINGS, clock },
+    { origin: url.origin, url, addresses: [HOST], tls: {}, settings: plan.settings, clock },
     connectTimeout.signal,
   ).then(
     (up) => {
