@@ -203,6 +203,22 @@ describe('class: a wait for a connection that never ends', () => {
     expect(result.error).toBeInstanceOf(ConnectTimeoutError)
     expect(server.connections.length).toBeGreaterThan(1)
   })
+
+  it('a connection that allows no stream and stays: the queued request ends at connectTimeout', async () => {
+    const server = await hostile('127.0.0.47', () => {}, [[Setting.MAX_CONCURRENT_STREAMS, 0]])
+    const clock = new ManualClock()
+    const client = clientFor('127.0.0.47', { clock, connectTimeout: 1000 })
+    const origin = `https://api.test:${server.port}`
+    const result = settle(client.request(`${origin}/x`))
+    await until(() => client.stats().origins[origin]?.pools[0]?.state === 'open', 'the connection')
+    clock.advance(999)
+    await ioTurns()
+    expect(result.done).toBe(false)
+    clock.advance(1)
+    await within(result.ready, 5000, 'the request')
+    expect(result.error).toBeInstanceOf(ConnectTimeoutError)
+    expect((result.error as ConnectTimeoutError).unprocessed).toBe(true)
+  })
 })
 
 describe('class: replacement without backoff or demand', () => {
