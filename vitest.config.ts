@@ -11,10 +11,11 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     // The whole suite runs on both HTTP/2 engines (DRAINPIPE_ENGINE is the default's switch; child
-    // processes the tests start inherit it). test/wire tests the wire engine itself, once.
+    // processes the tests start inherit it). test/wire tests the wire engine itself, and test/unit the
+    // lifecycle's pure parts with no engine at all: once each.
     projects: [
       { extends: true, test: { name: 'wire', include, env: { DRAINPIPE_ENGINE: 'wire' } } },
-      { extends: true, test: { name: 'node', include, exclude: ['test/wire/**'], env: { DRAINPIPE_ENGINE: 'node' } } },
+      { extends: true, test: { name: 'node', include, exclude: ['test/wire/**', 'test/unit/**'], env: { DRAINPIPE_ENGINE: 'node' } } },
     ],
   },
 })

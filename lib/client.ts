@@ -4,7 +4,7 @@ import { Call } from './call.js'
 import { ClientClosedError, fromUndici } from './errors.js'
 import { fetchThrough, type FetchInit, type FetchInput } from './fetch.js'
 import { Controller, toSink, type Sink } from './handler.js'
-import type { Engine } from './engine.js'
+import { kEngine, type Engine } from './engine.js'
 import { nodeEngine } from './node-engine.js'
 import { Config, type ClientOptions, type EngineName } from './options.js'
 import { Origin, type Totals } from './origin.js'
@@ -55,6 +55,8 @@ export class Client extends Dispatcher {
   readonly #totals: Totals = { recyclesOk: 0, recyclesFailed: 0, goaways: 0, pingTimeouts: 0, retries: 0 }
   #closing: Promise<void> | undefined
   #destroyed = false
+  /** An engine that replaces the one the options name (the simulator's). */
+  readonly #engine: Engine | undefined
 
   // Made once, not per request: every call is routed, its body buffer sized and its retries counted the same way.
   readonly #routeCall = (call: Call) => this.#origin(call.request.origin).route(call)
@@ -66,6 +68,8 @@ export class Client extends Dispatcher {
   constructor(options: ClientOptions = {}) {
     super()
     this.#config = new Config(options)
+    // The repository's own tools (the fleet simulator) put an engine of theirs under a symbol no user sees.
+    this.#engine = (options as { [kEngine]?: Engine })[kEngine]
   }
 
   // ── The Dispatcher contract ────────────────────────────────────────────
@@ -206,7 +210,7 @@ export class Client extends Dispatcher {
     if (origin === undefined) {
       const { clock, random } = this.#config
       const options = this.#config.for(name)
-      origin = new Origin(name, options, clock, random, engines[options.engine], this.#totals)
+      origin = new Origin(name, options, clock, random, this.#engine ?? engines[options.engine], this.#totals)
       this.#origins.set(name, origin)
     }
     return origin

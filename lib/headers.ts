@@ -11,8 +11,8 @@ export type HeadersInput =
   | null
   | undefined
 
-// RFC 9110 token characters.
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+/** RFC 9110 token characters: header names and methods. */
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 // Field values: no CR, LF or NUL anywhere (header injection), as RFC 9113 §8.2.1 requires.
 const FORBIDDEN_IN_VALUE = /[\r\n\0]/
 // host[:port], IPv6 literals in brackets: what :authority may carry.

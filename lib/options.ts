@@ -2,7 +2,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
 import type { ConnectionOptions } from 'node:tls'
 import { InvalidOptionError } from './errors.js'
 import { realClock, type Clock } from './clock.js'
-import { missingScheme } from './request.js'
+import { parseHttpUrl } from './request.js'
 
 /**
  * Node's `dns.lookup` signature, called with `{ all: true }`; answering with
@@ -412,15 +412,8 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
 
 /** Parses an origin key (`https://host:port`) into its canonical form, or throws naming it. */
 function canonicalOrigin(key: string, what = 'origin'): string {
-  let url: URL
-  try {
-    url = new URL(key)
-  } catch {
-    throw new InvalidOptionError(`Invalid ${what} '${key}': ${missingScheme(key) ?? 'not a URL'}`)
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new InvalidOptionError(`Invalid ${what} '${key}': ${missingScheme(key) ?? 'the scheme must be https: or http:'}`)
-  }
+  const url = parseHttpUrl(key)
+  if (typeof url === 'string') throw new InvalidOptionError(`Invalid ${what} '${key}': ${url}`)
   if (url.username || url.password || (url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
     throw new InvalidOptionError(`Invalid ${what} '${key}': an origin is scheme://host[:port], without path, query or credentials`)
   }

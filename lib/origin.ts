@@ -99,6 +99,8 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
     const pool = this.#registry.pick()
     if (pool !== undefined) {
       this.#run(pool, call)
+      // A shard left idle (its connection went away with nothing waiting) comes back with the traffic.
+      this.#wake()
       return
     }
     if (this.#closing && this.#pools.size === 0) {
@@ -115,7 +117,7 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
     this.#queue.push(call)
   }
 
-  /** Shards without a connection start one: a request waits for it. */
+  /** Shards without a connection start one: requests come. */
   #wake(): void {
     if (this.#closing) return
     for (const shard of this.#shards) if (shard.state.name === 'idle') shard.transition({ type: 'demand' })

@@ -107,6 +107,7 @@ export class Pool implements ExchangeHost {
   #address: string | undefined
   #connectedAt: number | undefined
   #startedAt = 0
+  #started = false
   /** Streams opened. */
   served = 0
   /** Streams that got a response head: proof that the server serves on this connection. */
@@ -165,7 +166,8 @@ export class Pool implements ExchangeHost {
   /** Starts connecting: a fresh lookup, then the engine. Called once, by the shard. */
   connect(): void {
     const state = this.#state
-    if (state.name !== 'connecting' || this.#startedAt !== 0) return
+    if (state.name !== 'connecting' || this.#started) return
+    this.#started = true
     this.#startedAt = this.clock.now()
     const { connectTimeout } = this.#context.options
     const deadline =

@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici'
 import { RequestBody, type BodyInput } from './body.js'
 import { InvalidArgumentError, InvalidHeaderError, shown } from './errors.js'
-import { toHttp2Headers, type HeadersInput, type RequestHeaders } from './headers.js'
+import { TOKEN, toHttp2Headers, type HeadersInput, type RequestHeaders } from './headers.js'
 
 /** A request validated and normalised once, sendable any number of times. */
 export interface PreparedRequest {
@@ -15,12 +15,11 @@ export interface PreparedRequest {
   bodyTimeout: number | undefined
 }
 
-const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 // Request targets: visible ASCII only, so nothing can be smuggled into :path.
 const PATH = /^[\x21-\x7e]*$/
 
 export function checkMethod(method: unknown): string {
-  if (typeof method !== 'string' || !METHOD.test(method)) throw new InvalidArgumentError(`Invalid method '${shown(method)}'`)
+  if (typeof method !== 'string' || !TOKEN.test(method)) throw new InvalidArgumentError(`Invalid method '${shown(method)}'`)
   return method
 }
 
@@ -52,7 +51,7 @@ export function isCanonicalOrigin(origin: string): boolean {
  * 'localhost:8443/x' parses as one of scheme 'localhost:' (a port where the
  * path should start tells).
  */
-export function missingScheme(text: string): string | undefined {
+function missingScheme(text: string): string | undefined {
   if (text === '' || text.includes('://')) return undefined
   const scheme = /^[a-z][a-z\d+.-]*:/i.exec(text)?.[0]
   if (scheme !== undefined && !/^\d/.test(text.slice(scheme.length))) return undefined
@@ -61,20 +60,27 @@ export function missingScheme(text: string): string | undefined {
   return `the scheme is missing (did you mean '${suggestion}'? http:// for a server without TLS)`
 }
 
+/**
+ * The one parser of http(s) URLs and origins, for requests and for options:
+ * the URL, or what is wrong with the text (for the caller's typed error).
+ */
+export function parseHttpUrl(text: string | URL): URL | string {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    return missingScheme(String(text)) ?? 'not a URL'
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return missingScheme(String(text)) ?? 'the scheme must be https: or http:'
+  return url
+}
+
 function parseOriginOnce(origin: unknown, what: string): string {
   if (typeof origin !== 'string' && !(origin instanceof URL)) {
     throw new InvalidArgumentError(`Invalid ${what}: expected a string or URL, got ${origin === null ? 'null' : typeof origin}`)
   }
-  const text = shown(origin)
-  let url: URL
-  try {
-    url = new URL(origin)
-  } catch (cause) {
-    throw new InvalidArgumentError(`Invalid ${what} '${text}': ${missingScheme(text) ?? 'not a URL'}`, { cause })
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new InvalidArgumentError(`Invalid ${what} '${text}': ${missingScheme(text) ?? 'the scheme must be https: or http:'}`)
-  }
+  const url = parseHttpUrl(origin)
+  if (typeof url === 'string') throw new InvalidArgumentError(`Invalid ${what} '${shown(origin)}': ${url}`)
   return url.origin
 }
 

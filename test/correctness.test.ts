@@ -242,6 +242,26 @@ describe('class: replacement without backoff or demand', () => {
     expect(server.connections.length).toBe(1)
   })
 
+  it('a shard left idle by a GOAWAY comes back with the next requests: light traffic is spread over both backends again', async () => {
+    const first = await backend({ host: '127.0.0.58' })
+    const second = await startBackend({ host: '127.0.0.59', port: first.port })
+    cleanup.push(() => second.close())
+    const client = new Client({ connect: { ca: pki.ca }, count: 2, lookup: tableLookup({ 'api.test': ['127.0.0.58', '127.0.0.59'] }).lookup })
+    cleanup.push(() => client.destroy())
+    const url = `https://api.test:${first.port}/hello`
+    const origin = `https://api.test:${first.port}`
+    const backendOf = async () => (await client.request(url)).headers['x-backend'] as string
+    for (let i = 0; i < 4; i++) await backendOf()
+    await until(() => client.stats().origins[origin]!.pools.filter((p) => p.state === 'open').length === 2, 'both connections open')
+    // Nothing in flight: the connection to 127.0.0.59 goes away and is not replaced yet.
+    second.goaway()
+    await until(() => client.stats().origins[origin]!.pools.filter((p) => p.state === 'open').length === 1, 'the GOAWAY to be seen')
+    // One request at a time from now on: the first wakes the idle shard, which reconnects.
+    const seen = new Set<string>()
+    for (let i = 0; i < 20 && seen.size < 2; i++) seen.add(await backendOf())
+    expect(seen).toEqual(new Set(['127.0.0.58', '127.0.0.59']))
+  })
+
   it('with demand, replacements after GOAWAY back off: bounded connections, a typed unprocessed error', async () => {
     const server = await hostile('127.0.0.43', (c) => c.write(frames.goaway(0)))
     const clock = new ManualClock()
@@ -516,6 +536,33 @@ describe('class: a fixed body taken for a stream', () => {
   }
 })
 
+describe('class: a fixed body taken for a stream (the other views of bytes)', () => {
+  it('a Float32Array and a DataView are sent as the bytes they view, with content-length', async () => {
+    const seen: { length: string | undefined; body: Buffer }[] = []
+    const server = await backend({
+      host: '127.0.0.53',
+      handler: (req, res) => {
+        const chunks: Buffer[] = []
+        req.on('data', (chunk: Buffer) => chunks.push(chunk))
+        req.on('end', () => {
+          seen.push({ length: req.headers['content-length'], body: Buffer.concat(chunks) })
+          res.end('ok')
+        })
+      },
+    })
+    const client = clientFor('127.0.0.53')
+    const floats = new Float32Array([1.5, -2.25])
+    const backing = Buffer.from('..view..')
+    const view = new DataView(backing.buffer, backing.byteOffset + 2, 4)
+    for (const body of [floats, view]) {
+      expect(await (await client.request(`https://api.test:${server.port}/x`, { method: 'POST', body })).body.text()).toBe('ok')
+    }
+    expect(seen.map((s) => s.length)).toEqual(['8', '4'])
+    expect(seen[0]!.body).toEqual(Buffer.from(floats.buffer))
+    expect(seen[1]!.body.toString()).toBe('view')
+  })
+})
+
 describe('class: words that name the wrong thing', () => {
   const resets: [string, number][] = [
     ['INTERNAL_ERROR', http2.constants.NGHTTP2_INTERNAL_ERROR],
@@ -533,12 +580,22 @@ describe('class: words that name the wrong thing', () => {
     })
   }
 
-  it('REFUSED_STREAM after the retries is called REFUSED_STREAM', async () => {
-    const server = await backend({ host: '127.0.0.54', handler: (_req, res) => res.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM) })
+  it('REFUSED_STREAM after the response started is called REFUSED_STREAM', async () => {
+    const server = await hostile('127.0.0.54', async (c) => {
+      const id = await c.nextStream()
+      c.write(frames.headers(id, [[':status', '200']]))
+      c.write(frames.data(id, 'part'))
+      c.write(frames.rstStream(id, ErrorCode.REFUSED_STREAM))
+    })
     const client = clientFor('127.0.0.54')
-    const handle = client.asyncRequest(`https://api.test:${server.port}/x`)
-    const error = await handle.done.catch((e: unknown) => e)
+    const res = await client.request(`https://api.test:${server.port}/x`)
+    const error = await res.body.text().then(
+      (text) => new Error(`resolved: ${text}`),
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(ProtocolError)
     expect((error as Error).message).toContain('REFUSED_STREAM')
+    expect((error as Error).message).not.toMatch(/NGHTTP2_/)
   })
 
   it('a content-length the body does not match is not blamed on a server reset', async () => {

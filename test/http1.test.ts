@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Client } from '../lib/index.js'
 import { tableLookup } from './helpers/h2-server.js'
+import { ManualClock } from './helpers/manual-clock.js'
 import { pki } from './helpers/pki.js'
 import { accepts, freePort, ready, requires, start, stop } from './helpers/processes.js'
 
@@ -54,16 +55,20 @@ describe('HTTP/1.1 fallback', () => {
       res.end('plain')
     })
     const port = await listen(server, '127.0.0.11')
-    const client = new Client({ maxConnectionAge: 50, lookup: tableLookup({ 'api.test': ['127.0.0.11'] }).lookup })
+    const clock = new ManualClock()
+    const client = new Client({ clock, maxConnectionAge: 1000, lookup: tableLookup({ 'api.test': ['127.0.0.11'] }).lookup })
     cleanup.push(() => client.close())
-    const started = Date.now()
-    let requests = 0
-    while (connections.size < 3 && Date.now() - started < 5000) {
-      expect(await (await client.request(`http://api.test:${port}/`)).body.text()).toBe('plain')
-      requests++
-    }
-    expect(connections.size).toBeGreaterThanOrEqual(3)
-    expect(requests).toBeGreaterThan(3)
+    const get = async () => expect(await (await client.request(`http://api.test:${port}/`)).body.text()).toBe('plain')
+    await get()
+    await get()
+    expect(connections.size).toBe(1) // younger than its age: reused
+    clock.advance(1000)
+    await get()
+    expect(connections.size).toBe(2) // aged out: a fresh connection
+    clock.advance(999)
+    await get()
+    expect(connections.size).toBe(2)
+    expect(client.stats().origins[`http://api.test:${port}`]!.protocol).toBe('http/1.1')
   })
 
   const nginx = '/usr/sbin/nginx'
