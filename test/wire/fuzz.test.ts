@@ -115,9 +115,9 @@ describe('through Client, against a server replaying damaged sessions', () => {
   const BOUND = 10_000
 
   /**
-   * Each request, through `request()` (even) or `dispatch()` (odd): its
-   * outcome, or a violation of "settles exactly once, resolved or with a
-   * DrainpipeError, in time".
+   * Makes the session's requests, through `request()` (even) or
+   * `dispatch()` (odd), and returns what broke "settles exactly once,
+   * resolved or with a DrainpipeError, in time".
    */
   async function run(client: Client, origin: string, session: LoadedSession): Promise<string[]> {
     const violations: string[] = []
@@ -169,6 +169,7 @@ describe('through Client, against a server replaying damaged sessions', () => {
     const sockets = openSockets().length
     const most = Math.max(...sessions.map((session) => session.requests.length))
     await fc.assert(
+      // Of the plan, the bytes, the reads and who ends apply here; pauses, resets, blocked writes and tight limits are the in-memory replay's.
       fc.asyncProperty(fc.nat({ max: sessions.length - 1 }), paramsArb(most, true), async (which, p) => {
         const session = sessions[which]!
         current = planOf(session, p)

@@ -33,7 +33,7 @@ interface Server {
   /** What the session file says about the server. */
   description: string
   port: number
-  /** Ends the server; for h2o, this is what makes it send GOAWAY. */
+  /** Ends the server (at most once, however often it is called); for h2o, this is what makes it send GOAWAY. */
   stop(): Promise<void>
 }
 
@@ -43,8 +43,12 @@ interface Plan {
   ping: boolean
   /** Starts the server, or says why it cannot. */
   start(): Promise<Server | string>
-  /** The server ends the session itself (GOAWAY); otherwise we close() once every stream settled. */
-  serverCloses: boolean
+  /**
+   * How the session ends once every stream settled: the server ends it by
+   * itself (GOAWAY); we close() it; or the server is stopped, which makes
+   * it send its GOAWAY.
+   */
+  end: 'server' | 'client' | 'stop'
 }
 
 /** Files of several sizes for nghttpd and h2o; `pattern` bodies, so they compress to nothing. */
@@ -64,13 +68,11 @@ async function native(binary: string, args: (port: number) => string[], cleanup:
     const child: Child = start(binary, args(port))
     await until(async () => !child.running || (await accepts(HOST, port)), `${binary} on ${HOST}:${port}`)
     if (child.running) {
+      let stopped: Promise<void> | undefined
       return {
         description,
         port,
-        async stop() {
-          await stop(child, 'SIGTERM', 3000)
-          await cleanup()
-        },
+        stop: () => (stopped ??= stop(child, 'SIGTERM', 3000).then(cleanup)),
       }
     }
     if (attempt === 3) throw new Error(`${binary} did not start: ${child.output()}`)
@@ -90,7 +92,7 @@ const plans: Plan[] = [
   {
     name: 'node-http2',
     ping: true,
-    serverCloses: true,
+    end: 'server',
     requests: [
       { method: 'GET', path: '/hello' },
       { method: 'GET', path: '/cookies' },
@@ -117,7 +119,7 @@ const plans: Plan[] = [
   {
     name: 'nghttpd',
     ping: true,
-    serverCloses: false,
+    end: 'client',
     requests: staticRequests,
     async start() {
       const binary = '/usr/sbin/nghttpd'
@@ -131,7 +133,7 @@ const plans: Plan[] = [
   {
     name: 'h2o',
     ping: true,
-    serverCloses: true,
+    end: 'stop',
     requests: staticRequests,
     async start() {
       const binary = '/usr/bin/h2o'
@@ -187,8 +189,8 @@ async function record(plan: Plan): Promise<Session | string> {
     )
     if (plan.ping) connection.ping(() => {})
     await Promise.all(recorders.map((r) => r.settled))
-    if (!plan.serverCloses) connection.close()
-    else if (plan.name === 'h2o') await server.stop()
+    if (plan.end === 'client') connection.close()
+    else if (plan.end === 'stop') await server.stop()
     const bytes = await proxy.recorded
     return {
       name: plan.name,
