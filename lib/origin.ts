@@ -193,7 +193,7 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
       case 'open':
         this.#everOpen = true
         this.#registry.register(pool)
-        this.#queue.connectionUsable(true)
+        this.#usableChanged()
         shard.transition({ type: 'connected', pool })
         this.#flush()
         return
@@ -219,7 +219,16 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
 
   #deregister(pool: Pool): void {
     this.#registry.deregister(pool)
-    if (this.#registry.size === 0) this.#queue.connectionUsable(false)
+    this.#usableChanged()
+  }
+
+  /**
+   * Queued calls wait for a connection (with connectTimeout as deadline)
+   * while no registered connection allows a stream: a server that keeps
+   * SETTINGS_MAX_CONCURRENT_STREAMS at 0 must not hold them forever.
+   */
+  #usableChanged(): void {
+    this.#queue.connectionUsable(this.#registry.allowsStreams)
   }
 
   #connectFailed(shard: Shard, pool: Pool, error: Error | undefined): void {
@@ -247,6 +256,8 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
   }
 
   slotFreed(): void {
+    // Also what a server's SETTINGS report: the streams it allows may have gone to 0 or come back.
+    this.#usableChanged()
     this.#flush()
   }
 

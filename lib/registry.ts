@@ -25,6 +25,12 @@ export class Registry {
     if (index !== -1) this.#pools.splice(index, 1)
   }
 
+  /** Whether a registered pool's server allows any stream at all (SETTINGS_MAX_CONCURRENT_STREAMS above 0): busy or not, it will take requests. */
+  get allowsStreams(): boolean {
+    for (const pool of this.#pools) if ((pool.maxConcurrentStreams ?? 0) > 0) return true
+    return false
+  }
+
   /**
    * The registered pool with the fewest in-flight streams and a free slot;
    * ties rotate: the tied pool picked longest ago wins. Under light load

@@ -11,6 +11,7 @@ import {
   Client,
   ClientClosedError,
   ConnectionLostError,
+  ConnectTimeoutError,
   DrainpipeError,
   InvalidOptionError,
   ProtocolError,
@@ -187,6 +188,36 @@ describe('class: capacity that grows without a flush', () => {
     connection.write(frames.settings([[Setting.MAX_CONCURRENT_STREAMS, 100]]))
     await within(Promise.all(sent.map((s) => s.ready)), 5000, 'the queued requests')
     expect(order).toEqual(['first', 'a', 'b', 'c'])
+  })
+})
+
+describe('class: a wait for a connection that never ends', () => {
+  // Found by the wire fuzzer (test/wire/fuzz.test.ts): a damaged SETTINGS said MAX_CONCURRENT_STREAMS 0.
+
+  it('connections that come up allowing no stream, then fail, again and again: the queued request ends at connectTimeout', async () => {
+    // Every connection: SETTINGS with no stream allowed, then the server closes it.
+    const server = await hostile('127.0.0.47', (c) => void c.socket.end(), [[Setting.MAX_CONCURRENT_STREAMS, 0]])
+    const client = clientFor('127.0.0.47', { connectTimeout: 300, reconnectBackoff: { base: 1, max: 5 } })
+    const result = settle(client.request(`https://api.test:${server.port}/x`))
+    await within(result.ready, 5000, 'the request')
+    expect(result.error).toBeInstanceOf(ConnectTimeoutError)
+    expect(server.connections.length).toBeGreaterThan(1)
+  })
+
+  it('a connection that allows no stream and stays: the queued request ends at connectTimeout', async () => {
+    const server = await hostile('127.0.0.47', () => {}, [[Setting.MAX_CONCURRENT_STREAMS, 0]])
+    const clock = new ManualClock()
+    const client = clientFor('127.0.0.47', { clock, connectTimeout: 1000 })
+    const origin = `https://api.test:${server.port}`
+    const result = settle(client.request(`${origin}/x`))
+    await until(() => client.stats().origins[origin]?.pools[0]?.state === 'open', 'the connection')
+    clock.advance(999)
+    await ioTurns()
+    expect(result.done).toBe(false)
+    clock.advance(1)
+    await within(result.ready, 5000, 'the request')
+    expect(result.error).toBeInstanceOf(ConnectTimeoutError)
+    expect((result.error as ConnectTimeoutError).unprocessed).toBe(true)
   })
 })
 

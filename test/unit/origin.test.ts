@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { RequestBody } from '../../lib/body.js'
 import type { Call } from '../../lib/call.js'
 import type { Connection, ConnectionListener, ConnectTarget, Engine, Stream } from '../../lib/engine.js'
-import { ClientClosedError, ConnectError, ProtocolNegotiationError } from '../../lib/errors.js'
+import { ClientClosedError, ConnectError, ConnectTimeoutError, ProtocolNegotiationError } from '../../lib/errors.js'
 import { Config, type ClientOptions } from '../../lib/options.js'
 import { Origin, type Totals } from '../../lib/origin.js'
 import { tableLookup } from '../helpers/h2-server.js'
@@ -127,6 +127,25 @@ describe('Origin', () => {
     }) as never
     await settle()
     expect(waiting.failed).toBe(refused)
+    expect(t.origin.stats().queued).toBe(0)
+  })
+
+  it('a connection whose server allows no stream is not usable: the queued calls keep their deadline, and go out once it allows streams', async () => {
+    const t = setup({ connectTimeout: 1000 })
+    const early = call()
+    t.origin.route(early)
+    await settle()
+    const connection = t.attempts[0]!.succeed(0)
+    await settle()
+    t.clock.advance(1000)
+    expect(early.failed).toBeInstanceOf(ConnectTimeoutError)
+    const late = call()
+    t.origin.route(late)
+    ;(connection as { maxConcurrentStreams: number }).maxConcurrentStreams = 10
+    connection.listener!.settings()
+    await settle()
+    t.clock.advance(5000)
+    expect(late.failed).toBeUndefined()
     expect(t.origin.stats().queued).toBe(0)
   })
 
