@@ -251,14 +251,17 @@ describe('class: replacement without backoff or demand', () => {
     const url = `https://api.test:${first.port}/hello`
     const origin = `https://api.test:${first.port}`
     const backendOf = async () => (await client.request(url)).headers['x-backend'] as string
+    const openAddresses = () => new Set(client.stats().origins[origin]!.pools.filter((p) => p.state === 'open').map((p) => p.address))
     for (let i = 0; i < 4; i++) await backendOf()
-    await until(() => client.stats().origins[origin]!.pools.filter((p) => p.state === 'open').length === 2, 'both connections open')
+    await until(() => openAddresses().size === 2, 'a connection open to each backend')
     // Nothing in flight: the connection to 127.0.0.59 goes away and is not replaced yet.
     second.goaway()
     await until(() => client.stats().origins[origin]!.pools.filter((p) => p.state === 'open').length === 1, 'the GOAWAY to be seen')
-    // One request at a time from now on: the first wakes the idle shard, which reconnects.
+    // One request, with nothing else in flight: it wakes the idle shard, which reconnects.
+    await backendOf()
+    await until(() => openAddresses().size === 2, 'the idle shard to reconnect to 127.0.0.59')
     const seen = new Set<string>()
-    for (let i = 0; i < 20 && seen.size < 2; i++) seen.add(await backendOf())
+    for (let i = 0; i < 4; i++) seen.add(await backendOf())
     expect(seen).toEqual(new Set(['127.0.0.58', '127.0.0.59']))
   })
 
