@@ -4,7 +4,7 @@
  *   npm run bench                 full run (several minutes), rewrites bench/RESULTS.md
  *   npm run bench -- --quick      under a minute; CI runs it so the harness never rots
  *
- * Options: --runs N (repetitions, median reported), --only throughput,latency,memory,
+ * Options: --runs N (repetitions, median reported), --only throughput,latency,memory,grpc,
  * --source / --build (measure lib/ through tsx, or compiled by tsc as users get
  * it: the full run's default),
  * --clients <substring,...>, --profile (CPU profiles of the drainpipe and raw
@@ -42,6 +42,7 @@ import {
   type ThroughputScenario,
 } from './common.js'
 import { h2load, h2loadVersion } from './h2load.js'
+import { grpcBench, type GrpcBenchReport } from './scenarios/grpc.js'
 import { startMeter } from './interference.js'
 import { pinned, repoRoot, startServer } from './nghttpd.js'
 import {
@@ -71,7 +72,7 @@ const quick = flag('--quick')
 /** Measure lib/ as built by tsc (what users run) or through tsx (faster to start; quick's default). */
 const useBuild = flag('--build') || (!quick && !flag('--source'))
 const profile = flag('--profile')
-const only = new Set((option('--only') ?? 'throughput,latency,memory').split(','))
+const only = new Set((option('--only') ?? 'throughput,latency,memory,grpc').split(','))
 const clientFilter = option('--clients')?.split(',')
 const resultsFile = path.resolve(option('--results') ?? path.join(repoRoot, 'bench', 'RESULTS.md'))
 const write = !quick && !flag('--no-write')
@@ -310,6 +311,7 @@ function keep(result: Result): void {
 }
 
 const rotate = <T>(list: readonly T[], by: number): T[] => list.map((_, i) => list[(i + by) % list.length]!)
+let grpcReport: GrpcBenchReport | undefined
 
 try {
   if (only.has('throughput')) {
@@ -385,6 +387,13 @@ try {
       progress(label(idleTask))
       for (const result of await measure(target, [idleTask])) keep(result)
     }
+  }
+
+  if (only.has('grpc')) {
+    const buildDir = builtWorker ? path.join(repoRoot, 'bench', 'out', 'build') : undefined
+    const profileDir = profile ? path.join(repoRoot, 'bench', 'out', 'profiles', 'grpc') : undefined
+    grpcReport = await grpcBench({ quick, runs: plan.runs, repoRoot, buildDir, pinned, progress, serverCpu: SERVER_CPU, clientCpu: CLIENT_CPU, profileDir })
+    failures.push(...grpcReport.failures)
   }
 } finally {
   progress('')
@@ -513,6 +522,7 @@ for (const result of idle) {
 if (memoryRows.length) {
   tables.push({ title: 'Memory (after forced GC)', head: ['case', 'heap growth', 'RSS growth', 'notes'], right: [1, 2], rows: memoryRows })
 }
+if (grpcReport) tables.push(...grpcReport.tables)
 
 // ── Targets ──────────────────────────────────────────────────────────────
 
@@ -589,6 +599,7 @@ checks.push({
   show: formatBytes,
   ...(recycleResult && recycleResult.recycles < 10_000 ? { note: `only ${recycleResult.recycles} recycles in this run` } : {}),
 })
+checks.push(...(grpcReport?.checks ?? []))
 const passes = (check: Check, value: number | undefined) =>
   value === undefined ? undefined : check.kind === 'min' ? value >= check.limit : value < check.limit
 const verdict = (check: Check) => {

@@ -5,7 +5,7 @@ import { encodeMultipart } from './multipart.js'
 /** Request bodies drainpipe accepts (those of undici.request and undici.fetch). */
 export type BodyInput =
   | string
-  | Uint8Array
+  | ArrayBufferView
   | ArrayBuffer
   | Readable
   | AsyncIterable<Uint8Array | string>
@@ -84,7 +84,8 @@ export class RequestBody {
     if (input === null || input === undefined) return RequestBody.empty
     if (typeof input === 'string') return new RequestBody({ bytes: Buffer.from(input) })
     if (Buffer.isBuffer(input)) return new RequestBody({ bytes: input })
-    if (input instanceof Uint8Array) return new RequestBody({ bytes: toBuffer(input) })
+    // Any view of bytes (Uint8Array, other typed arrays, DataView), as fetch accepts them.
+    if (ArrayBuffer.isView(input)) return new RequestBody({ bytes: Buffer.from(input.buffer, input.byteOffset, input.byteLength) })
     if (input instanceof ArrayBuffer) return new RequestBody({ bytes: Buffer.from(input) })
     if (input instanceof URLSearchParams) {
       return new RequestBody({ bytes: Buffer.from(input.toString()), contentType: 'application/x-www-form-urlencoded;charset=UTF-8' })

@@ -1,4 +1,6 @@
 import diagnostics from 'node:diagnostics_channel'
+import type { CloseReason, DrainReason } from './pool.js'
+import type { RecycleReason } from './shard.js'
 
 /** Which pool a message is about; every pool message carries these. */
 export interface PoolInfo {
@@ -28,9 +30,9 @@ export interface ConnectFailedMessage extends PoolInfo {
 export interface RecycleMessage extends PoolInfo {
   /** `ok` when the successor took over, `failed` when the old pool keeps serving. */
   result: 'ok' | 'failed'
-  /** What started it: `age`, `cooldown` (a retry), `requests`, `address-removed` (left DNS), `address-ejected`, `address-returned`. */
-  reason: string
-  /** The successor's failure, when `failed`. */
+  /** What started it: the connection's age, the cooldown after a failed recycle, its request limit, its address leaving DNS, its address ejected, another address back from an ejection. */
+  reason: RecycleReason
+  /** Why the successor failed, when `failed`. */
   error?: Error
   /** The successor's pool id, when `ok`. */
   successor?: number
@@ -38,16 +40,16 @@ export interface RecycleMessage extends PoolInfo {
 
 /** `drainpipe:pool:drain`: a pool became read-only and finishes its in-flight streams. */
 export interface DrainMessage extends PoolInfo {
-  /** `successor-ready`, `goaway`, `origin-idle`, `idle-timeout` or `close-requested`. */
-  reason: string
+  /** Why it stopped taking requests. */
+  reason: DrainReason
   /** Streams still open when the drain began. */
   inFlight: number
 }
 
 /** `drainpipe:pool:close`: a pool closed. */
 export interface CloseMessage extends PoolInfo {
-  /** Why: the drain reason, `drain-deadline`, `connection-lost`, `ping-timeout`, `connect-failed`, `destroyed`, … */
-  reason: string
+  /** Why: the drain reason after a drain, or what ended it otherwise. */
+  reason: CloseReason
   /** Milliseconds since the connection was established. */
   age: number
   /** Streams opened on the connection. */

@@ -4,7 +4,7 @@ import { Call } from './call.js'
 import { ClientClosedError, fromUndici } from './errors.js'
 import { fetchThrough, type FetchInit, type FetchInput } from './fetch.js'
 import { Controller, toSink, type Sink } from './handler.js'
-import type { Engine } from './engine.js'
+import { kEngine, type Engine } from './engine.js'
 import { nodeEngine } from './node-engine.js'
 import { Config, type ClientOptions, type EngineName } from './options.js'
 import { Origin, type Totals } from './origin.js'
@@ -14,12 +14,6 @@ import type { ClientStats } from './stats.js'
 import { wireEngine } from './wire/connection.js'
 
 const engines: Record<EngineName, Engine> = { wire: wireEngine, node: nodeEngine }
-
-/** @internal What the repository's own tools plug into a client. */
-export interface ClientInternals {
-  /** Speaks HTTP/2 instead of the engine the options name: the fleet simulator's simulated network. */
-  engine?: Engine
-}
 
 /** What `request()` resolves with: `{ statusCode, headers, trailers, body }`, undici's shape. */
 export type ResponseData = Dispatcher.ResponseData
@@ -71,15 +65,11 @@ export class Client extends Dispatcher {
     this.#totals.retries++
   }
 
-  /**
-   * @param options the client's options, for every origin and per origin.
-   * @param internals what the repository's own tools plug in (the fleet
-   *   simulator's engine); not part of the public API.
-   */
-  constructor(options: ClientOptions = {}, /** @internal */ internals: ClientInternals = {}) {
+  constructor(options: ClientOptions = {}) {
     super()
     this.#config = new Config(options)
-    this.#engine = internals.engine
+    // The repository's own tools (the fleet simulator) put an engine of theirs under a symbol no user sees.
+    this.#engine = (options as { [kEngine]?: Engine })[kEngine]
   }
 
   // ── The Dispatcher contract ────────────────────────────────────────────

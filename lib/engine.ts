@@ -13,6 +13,13 @@
 import type { Clock } from './clock.js'
 import type { ConnectOptions } from './options.js'
 
+/**
+ * Under this key in a client's options, an engine replaces the one the
+ * options name: the repository's fleet simulator plugs its simulated
+ * network in there. Not exported from the package.
+ */
+export const kEngine = Symbol('drainpipe.engine')
+
 /** Response headers or trailers: names lowercased, repeated fields as arrays (`set-cookie`). */
 export type ResponseHeaders = Record<string, string | string[]>
 

@@ -5,6 +5,7 @@ export type FetchInput = Parameters<typeof undiciFetch>[0] | globalThis.Request
 
 /** The options of `fetch()`: undici's `RequestInit`, whose body may also be made by Node's global classes (`FormData`). */
 export type FetchInit = Omit<NonNullable<Parameters<typeof undiciFetch>[1]>, 'body'> & {
+  /** The request body: anything undici's `fetch` takes, and Node's global `FormData` too. */
   body?: NonNullable<Parameters<typeof undiciFetch>[1]>['body'] | globalThis.BodyInit | null
 }
 

@@ -24,6 +24,8 @@ export type { Clock, TimerHandle } from './clock.js'
 export { AsyncRequest, type AsyncRequestEvents, type AsyncResponse } from './async-request.js'
 export type { StreamResponse } from './stream-response.js'
 export type { ClientStats, OriginStats, PoolStats, PoolStateName, AddressStats, AddressState } from './stats.js'
+export type { CloseReason, DrainReason } from './pool.js'
+export type { RecycleReason } from './shard.js'
 export type {
   ChannelMessages,
   ChannelName,
@@ -53,6 +55,7 @@ export {
   ConnectTimeoutError,
   ProtocolNegotiationError,
   ProtocolError,
+  PeerLimitError,
   RefusedStreamError,
   ReadOnlyError,
   DrainTimeoutError,

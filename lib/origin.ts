@@ -108,6 +108,8 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
     const pool = this.#registry.pick()
     if (pool !== undefined) {
       this.#run(pool, call)
+      // A shard left idle (its connection went away with nothing waiting) comes back with the traffic.
+      this.#wake()
       return
     }
     if (this.#closing && this.#pools.size === 0) {
@@ -124,7 +126,7 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
     this.#queue.push(call)
   }
 
-  /** Shards without a connection start one: a request waits for it. */
+  /** Shards without a connection start one: requests come. */
   #wake(): void {
     if (this.#closing) return
     for (const shard of this.#shards) if (shard.state.name === 'idle') shard.transition({ type: 'demand' })
@@ -251,7 +253,7 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
         const health = this.#health.get(address)
         const claim = this.#claims.get(pool)
         this.#registry.register(pool, health)
-        this.#queue.connectionUsable(true)
+        this.#usableChanged()
         // Connected through a fallback: the first choice did not answer in time.
         if (claim !== undefined && claim !== address) this.#health.record(claim, Outcome.Failure)
         shard.transition({ type: 'connected', pool })
@@ -282,7 +284,16 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
 
   #deregister(pool: Pool): void {
     this.#registry.deregister(pool)
-    if (this.#registry.size === 0) this.#queue.connectionUsable(false)
+    this.#usableChanged()
+  }
+
+  /**
+   * Queued calls wait for a connection (with connectTimeout as deadline)
+   * while no registered connection allows a stream: a server that keeps
+   * SETTINGS_MAX_CONCURRENT_STREAMS at 0 must not hold them forever.
+   */
+  #usableChanged(): void {
+    this.#queue.connectionUsable(this.#registry.allowsStreams)
   }
 
   #connectFailed(shard: Shard, pool: Pool, error: Error | undefined): void {
@@ -313,6 +324,8 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
   }
 
   slotFreed(): void {
+    // Also what a server's SETTINGS report: the streams it allows may have gone to 0 or come back.
+    this.#usableChanged()
     this.#flush()
   }
 

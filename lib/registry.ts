@@ -55,6 +55,12 @@ export class Registry {
     for (const entry of this.#entries) entry.peers = this.#entries.reduce((peers, other) => peers + (other.standing === entry.standing ? 1 : 0), 0)
   }
 
+  /** Whether a registered pool's server allows any stream at all (SETTINGS_MAX_CONCURRENT_STREAMS above 0): busy or not, it will take requests. */
+  get allowsStreams(): boolean {
+    for (const entry of this.#entries) if ((entry.pool.maxConcurrentStreams ?? 0) > 0) return true
+    return false
+  }
+
   /**
    * The registered pool with the fewest in-flight streams per unit of weight
    * and a free slot; pools of avoided (ejected) addresses only when no other

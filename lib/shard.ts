@@ -66,21 +66,22 @@ export interface ShardOwner {
  *
  *            demand                connected
  *   idle ──────────────▶ connecting ─────────▶ serving ◀──────── successor connected ──┐
- *    ▲  ▲                 │   ▲                 │  │ ▲                                  │
- *    │  │ connect-failed, │   │ backoff-over    │  │ └── successor failed (cooldown) ── replacing
- *    │  │ no demand       ▼   │ (with demand)   │  └──── recycle-due ────────────────────▲
- *    │  └─────────────── backoff ◀──────────────┤ lost / GOAWAY, the pool never served
- *    │                                          │
- *    └──── idle origin at recycle-due; idle timeout; lost or GOAWAY with no demand
+ *    ▲                    │   ▲                 │  │ ▲                                  │
+ *    │      connect-failed│   │ backoff-over    │  │ └── successor failed (cooldown) ── replacing
+ *    │                    ▼   │ (with demand)   │  └──── recycle-due ────────────────────▲
+ *    ├── backoff-over ── backoff ◀──────────────┤ lost / GOAWAY, the pool never served
+ *    │   (no demand)                            │
+ *    └──── idle origin at recycle-due; idle timeout; lost or GOAWAY (it served) with no demand
  *
  *   closing: idle/backoff → closed; connecting/serving/replacing → finishing → finished → closed
  *   destroyed: any → closed
  *
  * A connection that proved itself (it answered a request, or lived the
  * backoff window) and is lost or told to go away is replaced at once if
- * requests want it; one that never served backs off, so a server that
- * accepts and refuses every connection is not stormed. Nothing reconnects
- * without demand.
+ * requests want it, else by the next request; a failed connect, or a
+ * connection that never served, backs off first, so a server that accepts
+ * and refuses every connection is not stormed. Nothing reconnects without
+ * demand.
  */
 export class Shard {
   readonly index: number
@@ -143,7 +144,8 @@ export class Shard {
         if (event.type === 'closing') return { name: 'finishing', pool: state.pool }
         if (!this.#about(state.pool, event)) return state
         if (event.type === 'connected') return this.#serve(state.pool, this.#ageTimer())
-        if (event.type === 'connect-failed') return owner.hasDemand() ? this.#wait() : { name: 'idle' }
+        // Backs off whether or not a request waits: the next request must not bring the next attempt forward.
+        if (event.type === 'connect-failed') return this.#wait()
         return state
       case 'backoff':
         if (event.type === 'backoff-over') return owner.hasDemand() ? this.#connect() : { name: 'idle' }
@@ -215,12 +217,16 @@ export class Shard {
     return { name: 'backoff', timer: this.#owner.clock.setTimeout(() => this.transition({ type: 'backoff-over' }), this.#backoff.next()) }
   }
 
-  /** An unplanned end of a serving connection: replaced at once if it proved itself, after a backoff if not; only with demand. */
+  /**
+   * An unplanned end of a serving connection. One that proved itself is
+   * replaced at once if requests want it, or by the next request; one that
+   * never served backs off first either way, so that neither waiting
+   * requests nor new ones can storm a server that refuses every connection.
+   */
   #replaceLost(pool: Pool): ShardState {
-    const provedItself = pool.responses > 0 || pool.age >= this.#backoff.window
-    if (provedItself) this.#backoff.reset()
-    if (!this.#owner.hasDemand()) return { name: 'idle' }
-    return provedItself ? { name: 'connecting', pool: this.#owner.startPool(this, pool) } : this.#wait()
+    if (pool.responses === 0 && pool.age < this.#backoff.window) return this.#wait()
+    this.#backoff.reset()
+    return this.#owner.hasDemand() ? { name: 'connecting', pool: this.#owner.startPool(this, pool) } : { name: 'idle' }
   }
 
   /** The recycle timer of a fresh connection: its age plus jitter (none without `maxConnectionAge`). */

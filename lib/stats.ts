@@ -1,7 +1,12 @@
 import type { PoolState } from './pool.js'
 
 /** Where a pool is in its lifecycle; `recycling` is an open pool whose successor is connecting. */
-export type PoolStateName = PoolState['name'] | 'recycling'
+export type PoolStateName = 'connecting' | 'open' | 'recycling' | 'draining' | 'closed'
+
+// The pool's own states and `recycling`, exactly: the compiler keeps the two in step.
+type Exact<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never
+const inStep: Exact<PoolState['name'] | 'recycling', PoolStateName> = true
+void inStep
 
 /** One pool (connection) in `client.stats()`. */
 export interface PoolStats {

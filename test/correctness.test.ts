@@ -11,6 +11,7 @@ import {
   Client,
   ClientClosedError,
   ConnectionLostError,
+  ConnectTimeoutError,
   DrainpipeError,
   InvalidOptionError,
   ProtocolError,
@@ -190,6 +191,36 @@ describe('class: capacity that grows without a flush', () => {
   })
 })
 
+describe('class: a wait for a connection that never ends', () => {
+  // Found by the wire fuzzer (test/wire/fuzz.test.ts): a damaged SETTINGS said MAX_CONCURRENT_STREAMS 0.
+
+  it('connections that come up allowing no stream, then fail, again and again: the queued request ends at connectTimeout', async () => {
+    // Every connection: SETTINGS with no stream allowed, then the server closes it.
+    const server = await hostile('127.0.0.47', (c) => void c.socket.end(), [[Setting.MAX_CONCURRENT_STREAMS, 0]])
+    const client = clientFor('127.0.0.47', { connectTimeout: 300, reconnectBackoff: { base: 1, max: 5 } })
+    const result = settle(client.request(`https://api.test:${server.port}/x`))
+    await within(result.ready, 5000, 'the request')
+    expect(result.error).toBeInstanceOf(ConnectTimeoutError)
+    expect(server.connections.length).toBeGreaterThan(1)
+  })
+
+  it('a connection that allows no stream and stays: the queued request ends at connectTimeout', async () => {
+    const server = await hostile('127.0.0.47', () => {}, [[Setting.MAX_CONCURRENT_STREAMS, 0]])
+    const clock = new ManualClock()
+    const client = clientFor('127.0.0.47', { clock, connectTimeout: 1000 })
+    const origin = `https://api.test:${server.port}`
+    const result = settle(client.request(`${origin}/x`))
+    await until(() => client.stats().origins[origin]?.pools[0]?.state === 'open', 'the connection')
+    clock.advance(999)
+    await ioTurns()
+    expect(result.done).toBe(false)
+    clock.advance(1)
+    await within(result.ready, 5000, 'the request')
+    expect(result.error).toBeInstanceOf(ConnectTimeoutError)
+    expect((result.error as ConnectTimeoutError).unprocessed).toBe(true)
+  })
+})
+
 describe('class: replacement without backoff or demand', () => {
   it('a server that sends GOAWAY on every new session gets no reconnects while nothing is asked of it', async () => {
     let shuttingDown = false
@@ -209,6 +240,29 @@ describe('class: replacement without backoff or demand', () => {
     // A "nothing happens" wait: no request is pending, so no connection may be opened.
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(server.connections.length).toBe(1)
+  })
+
+  it('a shard left idle by a GOAWAY comes back with the next requests: light traffic is spread over both backends again', async () => {
+    const first = await backend({ host: '127.0.0.58' })
+    const second = await startBackend({ host: '127.0.0.59', port: first.port })
+    cleanup.push(() => second.close())
+    const client = new Client({ connect: { ca: pki.ca }, count: 2, lookup: tableLookup({ 'api.test': ['127.0.0.58', '127.0.0.59'] }).lookup })
+    cleanup.push(() => client.destroy())
+    const url = `https://api.test:${first.port}/hello`
+    const origin = `https://api.test:${first.port}`
+    const backendOf = async () => (await client.request(url)).headers['x-backend'] as string
+    const openAddresses = () => new Set(client.stats().origins[origin]!.pools.filter((p) => p.state === 'open').map((p) => p.address))
+    for (let i = 0; i < 4; i++) await backendOf()
+    await until(() => openAddresses().size === 2, 'a connection open to each backend')
+    // Nothing in flight: the connection to 127.0.0.59 goes away and is not replaced yet.
+    second.goaway()
+    await until(() => client.stats().origins[origin]!.pools.filter((p) => p.state === 'open').length === 1, 'the GOAWAY to be seen')
+    // One request, with nothing else in flight: it wakes the idle shard, which reconnects.
+    await backendOf()
+    await until(() => openAddresses().size === 2, 'the idle shard to reconnect to 127.0.0.59')
+    const seen = new Set<string>()
+    for (let i = 0; i < 4; i++) seen.add(await backendOf())
+    expect(seen).toEqual(new Set(['127.0.0.58', '127.0.0.59']))
   })
 
   it('with demand, replacements after GOAWAY back off: bounded connections, a typed unprocessed error', async () => {
@@ -485,6 +539,33 @@ describe('class: a fixed body taken for a stream', () => {
   }
 })
 
+describe('class: a fixed body taken for a stream (the other views of bytes)', () => {
+  it('a Float32Array and a DataView are sent as the bytes they view, with content-length', async () => {
+    const seen: { length: string | undefined; body: Buffer }[] = []
+    const server = await backend({
+      host: '127.0.0.53',
+      handler: (req, res) => {
+        const chunks: Buffer[] = []
+        req.on('data', (chunk: Buffer) => chunks.push(chunk))
+        req.on('end', () => {
+          seen.push({ length: req.headers['content-length'], body: Buffer.concat(chunks) })
+          res.end('ok')
+        })
+      },
+    })
+    const client = clientFor('127.0.0.53')
+    const floats = new Float32Array([1.5, -2.25])
+    const backing = Buffer.from('..view..')
+    const view = new DataView(backing.buffer, backing.byteOffset + 2, 4)
+    for (const body of [floats, view]) {
+      expect(await (await client.request(`https://api.test:${server.port}/x`, { method: 'POST', body })).body.text()).toBe('ok')
+    }
+    expect(seen.map((s) => s.length)).toEqual(['8', '4'])
+    expect(seen[0]!.body).toEqual(Buffer.from(floats.buffer))
+    expect(seen[1]!.body.toString()).toBe('view')
+  })
+})
+
 describe('class: words that name the wrong thing', () => {
   const resets: [string, number][] = [
     ['INTERNAL_ERROR', http2.constants.NGHTTP2_INTERNAL_ERROR],
@@ -502,12 +583,22 @@ describe('class: words that name the wrong thing', () => {
     })
   }
 
-  it('REFUSED_STREAM after the retries is called REFUSED_STREAM', async () => {
-    const server = await backend({ host: '127.0.0.54', handler: (_req, res) => res.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM) })
+  it('REFUSED_STREAM after the response started is called REFUSED_STREAM', async () => {
+    const server = await hostile('127.0.0.54', async (c) => {
+      const id = await c.nextStream()
+      c.write(frames.headers(id, [[':status', '200']]))
+      c.write(frames.data(id, 'part'))
+      c.write(frames.rstStream(id, ErrorCode.REFUSED_STREAM))
+    })
     const client = clientFor('127.0.0.54')
-    const handle = client.asyncRequest(`https://api.test:${server.port}/x`)
-    const error = await handle.done.catch((e: unknown) => e)
+    const res = await client.request(`https://api.test:${server.port}/x`)
+    const error = await res.body.text().then(
+      (text) => new Error(`resolved: ${text}`),
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(ProtocolError)
     expect((error as Error).message).toContain('REFUSED_STREAM')
+    expect((error as Error).message).not.toMatch(/NGHTTP2_/)
   })
 
   it('a content-length the body does not match is not blamed on a server reset', async () => {

@@ -242,3 +242,18 @@ describe('fromUndici with the HTTP/1.1 fallback’s context', () => {
     expect((error as Error).message).toMatch(new RegExp(`^${origin.replace(/\./g, '\\.')} did not answer in HTTP/1\\.1`))
   })
 })
+
+describe('stats() as a user reads it', () => {
+  it('a request whose body was read is no longer in flight, at once; ages are whole milliseconds', async () => {
+    const server = await backend(true)
+    const c = client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [HOST] }).lookup })
+    const origin = `https://api.test:${server.port}`
+    const res = await c.request(`${origin}/hello`)
+    expect(c.stats().origins[origin]!.pools[0]!.inFlight).toBe(1)
+    expect(await res.body.text()).toBe('hello')
+    // No tick in between: what the caller sees right after its request ended.
+    const [pool] = c.stats().origins[origin]!.pools
+    expect(pool!.inFlight).toBe(0)
+    expect(Number.isInteger(pool!.age)).toBe(true)
+  })
+})

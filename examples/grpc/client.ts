@@ -10,13 +10,16 @@
  *
  * In an application, import from the package instead:
  *   import { Client } from 'drainpipe-http2'
- *   import { createGrpcTransport } from 'drainpipe-http2/grpc'
+ *   import { createGrpcTransport, grpcKeepAlive } from 'drainpipe-http2/grpc'
+ *
+ * (Without a client of your own, `createGrpcTransport({ baseUrl, clientOptions })`
+ * makes one with these settings and closes it with the transport.)
  */
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf'
 import { createClient } from '@connectrpc/connect'
 import * as grpc from '@grpc/grpc-js'
 import { Client } from '../../lib/index.js'
-import { createGrpcTransport } from '../../lib/grpc.js'
+import { createGrpcTransport, grpcKeepAlive } from '../../lib/grpc.js'
 import { GreetResponseSchema, GreetService, type GreetRequest, type GreetResponse } from './gen/greet_pb.js'
 
 // ── A grpc-js server on loopback (h2c), serialising with protobuf-es ─────
@@ -58,7 +61,8 @@ async function startServer(): Promise<{ baseUrl: string; stop: () => void }> {
 
 const server = await startServer()
 // h2c for the plain http:// server; with TLS, pass `connect: { ca }` instead.
-const client = new Client({ h2c: true })
+// grpcKeepAlive: PINGs no gRPC server punishes (grpc-go allows one per 5 minutes).
+const client = new Client({ h2c: true, keepAlive: grpcKeepAlive })
 const transport = createGrpcTransport({ baseUrl: server.baseUrl, client })
 const greeter = createClient(GreetService, transport)
 

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { fromBinary, toBinary, create, type DescMessage, type MessageShape } from '@bufbuild/protobuf'
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire'
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2'
 import * as grpc from '@grpc/grpc-js'
 import { pki } from '../helpers/pki.js'
@@ -35,6 +36,7 @@ export interface GrpcServerOptions {
   channelOptions?: grpc.ChannelOptions
 }
 
+/** What the interop suite needs from a server, whichever implementation it is. */
 export interface GrpcTestServer {
   readonly host: string
   readonly port: number
@@ -45,8 +47,9 @@ export interface GrpcTestServer {
   /** Calls started, per method. */
   readonly calls: Map<string, number>
   /**
-   * `written` (index) for every server-streamed message written, `blocked` (index) when a write
-   * hit backpressure, `cancelled` (method) when a call was cancelled by the client.
+   * `call` (method) when a call starts, `written` (index) for every server-streamed message written
+   * (grpc-js), `blocked` (index) when a write hit backpressure (grpc-js), `cancelled` (method) when
+   * a call was cancelled by the client or its deadline.
    */
   readonly events: EventEmitter
   close(): Promise<void>
@@ -58,7 +61,30 @@ const metadataLines = (metadata: grpc.Metadata): string[] =>
     .sort()
 
 // Metadata values must stay small (they are HTTP/2 header fields) and ASCII (grpc-js rejects the rest).
-const short = (message: string) => message.slice(0, 64).replace(/[^\x20-\x7e]/g, '?')
+export const short = (message: string) => message.slice(0, 64).replace(/[^\x20-\x7e]/g, '?')
+
+/**
+ * `google.rpc.Status` with one detail (an `EchoResponse` with the message), as
+ * grpc-status-details-bin carries it; grpc-js passes it through as metadata.
+ */
+export function statusDetails(code: number, message: string): Buffer {
+  const detail = toBinary(EchoResponseSchema, create(EchoResponseSchema, { message }))
+  const any = new BinaryWriter()
+    .tag(1, WireType.LengthDelimited)
+    .string(`type.googleapis.com/${EchoResponseSchema.typeName}`)
+    .tag(2, WireType.LengthDelimited)
+    .bytes(detail)
+    .finish()
+  const status = new BinaryWriter()
+    .tag(1, WireType.Varint)
+    .int32(code)
+    .tag(2, WireType.LengthDelimited)
+    .string(message)
+    .tag(3, WireType.LengthDelimited)
+    .bytes(any)
+    .finish()
+  return Buffer.from(status)
+}
 
 /** Headers and trailers every call answers with, so tests can check they reach the client. */
 function responseHeaders(message: string): grpc.Metadata {
@@ -78,10 +104,21 @@ function failure(request: EchoRequest): Partial<grpc.StatusObject> | undefined {
   if (request.failWithCode === 0) return undefined
   const metadata = new grpc.Metadata()
   metadata.set('x-error-detail', `detail:${short(request.message)}`)
+  if (request.withDetails) metadata.set('grpc-status-details-bin', statusDetails(request.failWithCode, request.message))
   return { code: request.failWithCode, details: request.message, metadata }
 }
 
-const padding = (size: number) => new Uint8Array(size).fill(0x61)
+export const padding = (size: number) => new Uint8Array(size).fill(0x61)
+
+/** What every kind of grpc-js server call has. */
+type ServerCall = Pick<grpc.ServerUnaryCall<EchoRequest, EchoResponse>, 'getDeadline' | 'getPeer' | 'metadata'>
+
+/** The call's deadline as the server saw it (from grpc-timeout), in ms from now; 0 for none. */
+function deadlineMs(call: ServerCall): number {
+  const deadline = call.getDeadline()
+  if (!(deadline instanceof Date)) return Number.isFinite(deadline) ? Math.max(0, deadline - Date.now()) : 0
+  return Math.max(0, deadline.getTime() - Date.now())
+}
 
 /** A grpc-js server for `EchoService` on loopback (TLS by default, h2c with `tls: false`). */
 export async function startGrpcServer(options: GrpcServerOptions = {}): Promise<GrpcTestServer> {
@@ -94,14 +131,16 @@ export async function startGrpcServer(options: GrpcServerOptions = {}): Promise<
   const seen = (method: string, call: { getPeer(): string }) => {
     peers.add(call.getPeer())
     calls.set(method, (calls.get(method) ?? 0) + 1)
+    events.emit('call', method)
   }
-  const reply = (request: EchoRequest, call: { getPeer(): string; metadata: grpc.Metadata }, index = 0): EchoResponse =>
+  const reply = (request: EchoRequest, call: ServerCall, index = 0): EchoResponse =>
     create(EchoResponseSchema, {
       message: request.message,
       index,
       metadata: metadataLines(call.metadata),
       padding: padding(request.responseBytes),
       connection: call.getPeer(),
+      deadlineMs: deadlineMs(call),
     })
 
   const handlers: grpc.UntypedServiceImplementation = {

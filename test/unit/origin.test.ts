@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { RequestBody } from '../../lib/body.js'
 import type { Call } from '../../lib/call.js'
 import type { Connection, ConnectionListener, ConnectTarget, Engine, Stream, StreamHandler } from '../../lib/engine.js'
-import { ClientClosedError, ConnectError, ProtocolNegotiationError } from '../../lib/errors.js'
+import { ClientClosedError, ConnectError, ConnectTimeoutError, ProtocolNegotiationError } from '../../lib/errors.js'
 import { Config, type ClientOptions } from '../../lib/options.js'
 import { Origin, type Totals } from '../../lib/origin.js'
 import { tableLookup } from '../helpers/h2-server.js'
@@ -142,6 +142,25 @@ describe('Origin', () => {
     expect(t.origin.stats().queued).toBe(0)
   })
 
+  it('a connection whose server allows no stream is not usable: the queued calls keep their deadline, and go out once it allows streams', async () => {
+    const t = setup({ connectTimeout: 1000 })
+    const early = call()
+    t.origin.route(early)
+    await settle()
+    const connection = t.attempts[0]!.succeed(0)
+    await settle()
+    t.clock.advance(1000)
+    expect(early.failed).toBeInstanceOf(ConnectTimeoutError)
+    const late = call()
+    t.origin.route(late)
+    ;(connection as { maxConcurrentStreams: number }).maxConcurrentStreams = 10
+    connection.listener!.settings()
+    await settle()
+    t.clock.advance(5000)
+    expect(late.failed).toBeUndefined()
+    expect(t.origin.stats().queued).toBe(0)
+  })
+
   it('the first connect fails and nothing else is trying: the queued calls get that error at once', async () => {
     const t = setup()
     const waiting = call()
@@ -151,7 +170,11 @@ describe('Origin', () => {
     t.attempts[0]!.fail(refused)
     await settle()
     expect(waiting.failed).toBe(refused)
-    expect(t.clock.pending()).toEqual([]) // no demand left: no reconnect scheduled
+    // The shard backs off; with nothing waiting when that is over, it connects no more.
+    expect(t.clock.pending()).toHaveLength(1)
+    t.clock.advance(t.clock.pending()[0]!)
+    await settle()
+    expect(t.attempts).toHaveLength(1)
   })
 
   it('a connect that negotiates HTTP/1.1 switches the origin over, queued calls included', async () => {

@@ -213,14 +213,30 @@ describe('Shard: what each transition does', () => {
     expect(t.shard.state.name).toBe('replacing')
   })
 
-  it('lost without demand: no reconnect at all', () => {
+  it('a connection that served, lost without demand: no reconnect, no timer; the next request brings it back', () => {
     const t = setup()
     reach('serving', t)
+    t.started[0]!.pool.responses = 1
     t.world.demand = false
     t.shard.transition({ type: 'lost', pool: t.pool(1) })
     expect(t.shard.state.name).toBe('idle')
     expect(t.started).toHaveLength(1)
     expect(t.clock.pending()).toEqual([])
+    t.shard.transition({ type: 'demand' })
+    expect(t.started).toHaveLength(2)
+  })
+
+  it('a connection that never served, lost without demand: backs off first, and then stays idle', () => {
+    const t = setup()
+    reach('serving', t)
+    t.world.demand = false
+    t.shard.transition({ type: 'lost', pool: t.pool(1) })
+    expect(t.shard.state.name).toBe('backoff')
+    t.shard.transition({ type: 'demand' }) // a new request does not bring the attempt forward
+    expect(t.started).toHaveLength(1)
+    t.clock.advance(t.clock.pending()[0]!)
+    expect(t.shard.state.name).toBe('idle')
+    expect(t.started).toHaveLength(1)
   })
 
   it('GOAWAY on a pool that answered requests: replaced at once (with demand), its successor named', () => {
@@ -266,13 +282,13 @@ describe('Shard: what each transition does', () => {
     expect(t.started).toHaveLength(1)
   })
 
-  it('connect-failed without demand: idle, no timer', () => {
+  it('connect-failed without demand: backs off all the same (the next request waits for the backoff)', () => {
     const t = setup()
     reach('connecting', t)
     t.world.demand = false
     t.shard.transition({ type: 'connect-failed', pool: t.pool(1), error: new Error('refused') })
-    expect(t.shard.state.name).toBe('idle')
-    expect(t.clock.pending()).toEqual([])
+    expect(t.shard.state.name).toBe('backoff')
+    expect(t.clock.pending()).toEqual([50])
   })
 
   it('an event about a pool the shard gave up on changes nothing', () => {

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file echo.proto.
  */
 export const file_echo: GenFile = /*@__PURE__*/
-  fileDesc("CgplY2hvLnByb3RvEhZkcmFpbnBpcGUudGVzdC5lY2hvLnYxIm8KC0VjaG9SZXF1ZXN0Eg8KB21lc3NhZ2UYASABKAkSDQoFY291bnQYAiABKA0SFgoOcmVzcG9uc2VfYnl0ZXMYAyABKA0SFgoOZmFpbF93aXRoX2NvZGUYBCABKA0SEAoIZGVsYXlfbXMYBSABKA0iZQoMRWNob1Jlc3BvbnNlEg8KB21lc3NhZ2UYASABKAkSDQoFaW5kZXgYAiABKA0SEAoIbWV0YWRhdGEYAyADKAkSDwoHcGFkZGluZxgEIAEoDBISCgpjb25uZWN0aW9uGAUgASgJMvECCgtFY2hvU2VydmljZRJRCgRFY2hvEiMuZHJhaW5waXBlLnRlc3QuZWNoby52MS5FY2hvUmVxdWVzdBokLmRyYWlucGlwZS50ZXN0LmVjaG8udjEuRWNob1Jlc3BvbnNlElsKDFNlcnZlclN0cmVhbRIjLmRyYWlucGlwZS50ZXN0LmVjaG8udjEuRWNob1JlcXVlc3QaJC5kcmFpbnBpcGUudGVzdC5lY2hvLnYxLkVjaG9SZXNwb25zZTABElsKDENsaWVudFN0cmVhbRIjLmRyYWlucGlwZS50ZXN0LmVjaG8udjEuRWNob1JlcXVlc3QaJC5kcmFpbnBpcGUudGVzdC5lY2hvLnYxLkVjaG9SZXNwb25zZSgBElUKBEJpZGkSIy5kcmFpbnBpcGUudGVzdC5lY2hvLnYxLkVjaG9SZXF1ZXN0GiQuZHJhaW5waXBlLnRlc3QuZWNoby52MS5FY2hvUmVzcG9uc2UoATABMmwKFFVuaW1wbGVtZW50ZWRTZXJ2aWNlElQKB01pc3NpbmcSIy5kcmFpbnBpcGUudGVzdC5lY2hvLnYxLkVjaG9SZXF1ZXN0GiQuZHJhaW5waXBlLnRlc3QuZWNoby52MS5FY2hvUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("CgplY2hvLnByb3RvEhZkcmFpbnBpcGUudGVzdC5lY2hvLnYxIoUBCgtFY2hvUmVxdWVzdBIPCgdtZXNzYWdlGAEgASgJEg0KBWNvdW50GAIgASgNEhYKDnJlc3BvbnNlX2J5dGVzGAMgASgNEhYKDmZhaWxfd2l0aF9jb2RlGAQgASgNEhAKCGRlbGF5X21zGAUgASgNEhQKDHdpdGhfZGV0YWlscxgGIAEoCCJ6CgxFY2hvUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCRINCgVpbmRleBgCIAEoDRIQCghtZXRhZGF0YRgDIAMoCRIPCgdwYWRkaW5nGAQgASgMEhIKCmNvbm5lY3Rpb24YBSABKAkSEwoLZGVhZGxpbmVfbXMYBiABKA0y8QIKC0VjaG9TZXJ2aWNlElEKBEVjaG8SIy5kcmFpbnBpcGUudGVzdC5lY2hvLnYxLkVjaG9SZXF1ZXN0GiQuZHJhaW5waXBlLnRlc3QuZWNoby52MS5FY2hvUmVzcG9uc2USWwoMU2VydmVyU3RyZWFtEiMuZHJhaW5waXBlLnRlc3QuZWNoby52MS5FY2hvUmVxdWVzdBokLmRyYWlucGlwZS50ZXN0LmVjaG8udjEuRWNob1Jlc3BvbnNlMAESWwoMQ2xpZW50U3RyZWFtEiMuZHJhaW5waXBlLnRlc3QuZWNoby52MS5FY2hvUmVxdWVzdBokLmRyYWlucGlwZS50ZXN0LmVjaG8udjEuRWNob1Jlc3BvbnNlKAESVQoEQmlkaRIjLmRyYWlucGlwZS50ZXN0LmVjaG8udjEuRWNob1JlcXVlc3QaJC5kcmFpbnBpcGUudGVzdC5lY2hvLnYxLkVjaG9SZXNwb25zZSgBMAEybAoUVW5pbXBsZW1lbnRlZFNlcnZpY2USVAoHTWlzc2luZxIjLmRyYWlucGlwZS50ZXN0LmVjaG8udjEuRWNob1JlcXVlc3QaJC5kcmFpbnBpcGUudGVzdC5lY2hvLnYxLkVjaG9SZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message drainpipe.test.echo.v1.EchoRequest
@@ -54,6 +54,13 @@ export type EchoRequest = Message<"drainpipe.test.echo.v1.EchoRequest"> & {
    * @generated from field: uint32 delay_ms = 5;
    */
   delayMs: number;
+
+  /**
+   * A failure (fail_with_code) also carries error details: an EchoResponse with `message`, in grpc-status-details-bin.
+   *
+   * @generated from field: bool with_details = 6;
+   */
+  withDetails: boolean;
 };
 
 /**
@@ -97,6 +104,13 @@ export type EchoResponse = Message<"drainpipe.test.echo.v1.EchoResponse"> & {
    * @generated from field: string connection = 5;
    */
   connection: string;
+
+  /**
+   * The deadline the server saw for the call (from grpc-timeout), in ms from when it started; 0: none.
+   *
+   * @generated from field: uint32 deadline_ms = 6;
+   */
+  deadlineMs: number;
 };
 
 /**
