@@ -180,8 +180,11 @@ describe('headless service, 4 backends, 32 requests in flight', () => {
     const from = performance.now() + 1000
     await reach(from + 3000)
     const window = landed(from, performance.now())
-    console.log(`slow backend: ${percent(window.share(slow))} of ${window.total} requests ${JSON.stringify(window.counts)}`)
-    expect(window.share(slow)).toBeLessThanOrEqual(0.1)
+    const report = `slow backend: ${percent(window.share(slow))} of ${window.total} requests in 3 s ${JSON.stringify(window.counts)}`
+    console.log(report)
+    // The pick avoids it as its requests pile up (share ∝ 1 / latency under load): on a machine so busy that every
+    // request waits ~100 ms for the client's own event loop (≲ 1,000 requests here), 50 ms looks like 2× and this fails.
+    expect(window.share(slow), report).toBeLessThanOrEqual(0.1)
   })
 
   for (const behaviour of ['reset', '503', 'grpc-unavailable'] as const) {
