@@ -7,10 +7,11 @@ import { hostOf } from './dial.js'
 import { type Engine, Http2ErrorCode, type Goaway, type LocalSettings } from './engine.js'
 import { ClientClosedError, ConnectError, ProtocolNegotiationError, QueueFullError } from './errors.js'
 import type { Exchange } from './exchange.js'
-import { type AddressHealth, Health, Outcome } from './health.js'
+import { Health, Outcome } from './health.js'
 import { Http1Fallback } from './http1.js'
 import { lookupAll } from './lookup.js'
 import type { ResolvedOptions } from './options.js'
+import { Placement } from './placement.js'
 import { type OriginContext, Pool, type PoolEvent, type PoolOwner, type PoolState } from './pool.js'
 import { WaitQueue } from './queue.js'
 import { Registry } from './registry.js'
@@ -33,10 +34,11 @@ const CONNECTION_WINDOW = 4 << 20
 
 /**
  * Everything one origin needs: its queue, the pick among its registered
- * pools, the HTTP/1.1 switch, the choice of addresses, and its `count`
- * shards, which own the successive connections (`shard.ts`). Pools report
- * here; the origin keeps the registry and the queue right and tells the
- * pool's shard what happened.
+ * pools, the HTTP/1.1 switch, the choice of addresses (`placement.ts`), the
+ * health of those addresses (`health.ts`), and its `count` shards, which
+ * own the successive connections (`shard.ts`). Pools report here; the
+ * origin keeps the registry and the queue right and tells the pool's shard
+ * what happened.
  */
 export class Origin implements OriginContext, PoolOwner, ShardOwner {
   readonly origin: string
@@ -55,16 +57,11 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
   readonly #health: Health
   readonly #queue: WaitQueue
   readonly #requestsByAddress = new Map<string, number>()
-  /**
-   * The address each pool was given, claimed the moment it is chosen: pools
-   * whose lookups answer in the same tick must see each other's choice
-   * before any of them has connected.
-   */
-  readonly #claims = new WeakMap<Pool, string>()
+  /** Where connections go: the address choice, and the moves when addresses leave, are ejected or come back. */
+  readonly #placement: Placement
   #http1: Http1Fallback | undefined
   #lastRequestAt: number
   #pingFactor = 1
-  #tieBreak = 0
   /** The origin has had an open connection: a later connect failure makes requests wait for a reconnect, not fail. */
   #everOpen = false
   #closing: 'graceful' | 'destroy' | undefined
@@ -89,9 +86,10 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
     const { base, max } = options.reconnectBackoff
     this.#shards = Array.from({ length: options.count }, (_, index) => new Shard(index, this, new Backoff(base, max, random)))
     this.#health = new Health(origin, options, clock, totals, {
-      ejected: (health) => this.#ejected(health),
-      returned: (health) => this.#returned(health),
+      ejected: (health) => this.#placement.ejected(health),
+      returned: (health) => this.#placement.returned(health),
     })
+    this.#placement = new Placement(this.#shards, this.#pools, this.#health)
     // Plain http:// without h2c is HTTP/1.1 from the start; https:// finds out through ALPN.
     if (origin.startsWith('http:') && !options.h2c) this.#http1 = new Http1Fallback(origin, options, clock)
   }
@@ -164,83 +162,15 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
 
   /**
    * A fresh lookup for every connection; the address with the fewest of this
-   * origin's connections first, the others as fallbacks. Ejected addresses
-   * get no new connection: they are the last fallbacks.
+   * origin's connections first, the others as fallbacks (`placement.ts`).
    */
   async addresses(pool: Pool, signal: AbortSignal): Promise<string[]> {
     const host = hostOf(this.url)
     if (isIP(host)) return [host]
     const addresses = await lookupAll(this.options.lookup, host, signal)
     this.#health.update(addresses)
-    this.#addressesChanged(addresses)
-    const counts = this.#spread(addresses, pool)
-    // Panic leaves nothing avoided, and the health caps ejections below all: some address is usable.
-    const usable = addresses.filter((address) => !this.#health.get(address)?.avoided)
-    const fewest = Math.min(...usable.map((address) => counts.get(address)!))
-    const candidates = usable.filter((address) => counts.get(address) === fewest)
-    const chosen = candidates[this.#tieBreak++ % candidates.length]!
-    this.#claims.set(pool, chosen)
-    const avoided = (address: string) => Number(this.#health.get(address)?.avoided === true)
-    const fallbacks = addresses.filter((address) => address !== chosen).sort((a, b) => avoided(a) - avoided(b) || counts.get(a)! - counts.get(b)!)
-    return [chosen, ...fallbacks]
-  }
-
-  /**
-   * This origin's connections per address (of `addresses`), `except` left
-   * out. Pools being replaced or draining are leaving: their successors are
-   * what the spread is made of.
-   */
-  #spread(addresses: readonly string[], except?: Pool): Map<string, number> {
-    const leaving = new Set(this.#shards.map((shard) => shard.replacing))
-    const counts = new Map(addresses.map((address) => [address, 0]))
-    for (const other of this.#pools) {
-      if (other === except || leaving.has(other) || other.state.name === 'draining') continue
-      const address = other.address ?? this.#claims.get(other)
-      const count = address === undefined ? undefined : counts.get(address)
-      if (count !== undefined) counts.set(address!, count + 1)
-    }
-    return counts
-  }
-
-  /** An ejected address's connections are replaced on other addresses (make-before-break), then drain. */
-  #ejected(health: AddressHealth): void {
-    for (const shard of this.#shards) {
-      const state = shard.state
-      if (state.name === 'serving' && state.pool.address === health.address) shard.transition({ type: 'recycle-due', reason: 'address-ejected' })
-    }
-  }
-
-  /**
-   * An address back from an ejection has no connection left: connections
-   * move to it from the most crowded addresses until the spread is even
-   * again (without `maxConnectionAge`, nothing else would bring it traffic).
-   */
-  #returned(health: AddressHealth): void {
-    const counts = this.#spread(this.#health.addresses())
-    let back = counts.get(health.address) ?? 0
-    const moved = new Set<Shard>()
-    for (;;) {
-      let crowded: string | undefined
-      let most = 0
-      for (const [address, count] of counts) if (count > most) [crowded, most] = [address, count]
-      if (most - back < 2) return
-      const shard = this.#shards.find((s) => s.state.name === 'serving' && s.state.pool.address === crowded && !moved.has(s))
-      if (shard === undefined) return
-      moved.add(shard)
-      counts.set(crowded!, most - 1)
-      back++
-      shard.transition({ type: 'recycle-due', reason: 'address-returned' })
-    }
-  }
-
-  /** Connections to addresses that left DNS are recycled now, not at their full age. */
-  #addressesChanged(addresses: string[]): void {
-    for (const shard of this.#shards) {
-      const state = shard.state
-      if (state.name === 'serving' && state.pool.address !== undefined && !addresses.includes(state.pool.address)) {
-        shard.transition({ type: 'recycle-due', reason: 'address-removed' })
-      }
-    }
+    this.#placement.removed(addresses)
+    return this.#placement.choose(pool, addresses)
   }
 
   transitioned(pool: Pool, from: PoolState, event: PoolEvent): void {
@@ -251,7 +181,7 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
         this.#everOpen = true
         const address = pool.address!
         const health = this.#health.get(address)
-        const claim = this.#claims.get(pool)
+        const claim = this.#placement.claim(pool)
         this.#registry.register(pool, health)
         this.#usableChanged()
         // Connected through a fallback: the first choice did not answer in time.
@@ -303,7 +233,7 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
       return
     }
     // A connect failure counts for the address the pool tried first.
-    const claim = this.#claims.get(pool)
+    const claim = this.#placement.claim(pool)
     if (claim !== undefined) this.#health.record(claim, Outcome.Failure)
     const connecting = [...this.#pools].some((other) => other.state.name === 'connecting')
     // Nothing ever answered and nothing else is trying: report at once, as undici would.
