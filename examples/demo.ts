@@ -3,13 +3,15 @@
  *
  * A headless service on loopback: an in-repo DNS server, HTTP/2 backends on
  * 127.0.0.x, steady load through drainpipe and through undici's Agent
- * (allowH2). The backends scale out 3 → 6, one leaves and comes back; a live
- * view shows each client's share of requests per backend, and at the end a
- * chart (SVG) and a summary: time until balanced (max/min share ≤ 1.2) and
- * failed requests. See examples/demo/run.ts for the timeline.
+ * (allowH2). The backends scale out 3 → 6, one leaves and comes back; then
+ * the backend undici's connection is on becomes 25× slower, then fails every
+ * request. A live view shows each client's share of requests per backend,
+ * p99 and failures, and at the end a chart (SVG) and a summary: time until
+ * balanced (max/min share ≤ 1.2), p50/p99 while a backend is slow, failed
+ * requests while one fails. See examples/demo/run.ts for the timeline.
  *
  * Needs nothing but Node and the repository's dev dependencies; no network
- * beyond 127.0.0.0/8. About 45 s (16 s with --quick).
+ * beyond 127.0.0.0/8. About 70 s (27 s with --quick).
  */
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -30,7 +32,7 @@ const { values } = parseArgs({
 
 if (values.help) {
   process.stdout.write(`Usage: npm run demo -- [options]
-  --quick         a shorter run: connection age 1 s, about 16 s (default: age 3 s, about 45 s)
+  --quick         a shorter run: connection age 1 s, about 27 s (default: age 3 s, about 70 s)
   --out <file>    where to write the chart (SVG); default: ${join(tmpdir(), 'drainpipe-demo-chart.svg')}
   --json <file>   also write the summary as JSON
   --count <n>     drainpipe's connections per origin (default 6)

@@ -115,6 +115,7 @@ export function instrumentOpenTelemetry(options: OpenTelemetryOptions = {}): () 
   const goaways = counter('drainpipe.goaways', 'GOAWAY frames received from servers, by HTTP/2 error code.', '{goaway}')
   const pingTimeouts = counter('drainpipe.ping_timeouts', 'Connections declared dead because a PING was not acknowledged in time.', '{connection}')
   const retries = counter('drainpipe.retries', 'Requests sent again because the server provably did not process them, by reason.', '{request}')
+  const ejections = counter('drainpipe.ejections', 'Addresses ejected by outlier detection after failures in a row.', '{address}')
   const age = histogram(
     'drainpipe.pool.age',
     'How long connections lived, observed when they close, by close reason.',
@@ -209,6 +210,9 @@ export function instrumentOpenTelemetry(options: OpenTelemetryOptions = {}): () 
       // A metric only: the event is published from the connection's callbacks, whose async
       // context belongs to whichever request opened the connection, not to the retried one.
       retries.add(1, { ...common(origin), 'drainpipe.retry.reason': reason })
+    },
+    'drainpipe:address:ejected'({ origin, address }) {
+      ejections.add(1, { ...common(origin), 'network.peer.address': address })
     },
     'drainpipe:pool:close'({ origin, id, reason, age: ageMs, served: count, error }) {
       const entry = spans.get(id)

@@ -75,6 +75,7 @@ function subscribe(listeners: Listeners): () => void {
  * - `drainpipe_drains_total{origin,reason}`: `successor-ready`, `goaway`, `origin-idle`, `idle-timeout`, `close-requested`
  * - `drainpipe_goaways_total{origin,code}`, `drainpipe_ping_timeouts_total{origin}`, `drainpipe_ping_backoffs_total{origin}`
  * - `drainpipe_retries_total{origin,reason}`: transparent retries of requests the server did not process
+ * - `drainpipe_ejections_total{origin}`: addresses ejected by outlier detection (failures in a row)
  * - `drainpipe_pool_age_seconds{origin,reason}` (histogram, at close; `reason` is why it closed)
  * - `drainpipe_pool_requests{origin}` (histogram, at close: requests served per connection)
  */
@@ -99,6 +100,7 @@ export function instrumentPrometheus(registry: Registry, options: PrometheusOpti
   const pingTimeouts = counter('ping_timeouts_total', 'Connections declared dead because a PING was not acknowledged in time.', ['origin'])
   const pingBackoffs = counter('ping_backoffs_total', 'Times a server asked for fewer PINGs (too_many_pings) and the interval doubled.', ['origin'])
   const retries = counter('retries_total', 'Requests sent again because the server provably did not process them, by reason.', ['origin', 'reason'])
+  const ejections = counter('ejections_total', 'Addresses ejected by outlier detection after failures in a row.', ['origin'])
   const ageSeconds = histogram(
     'pool_age_seconds',
     'How long connections lived, observed when they close, by close reason.',
@@ -167,6 +169,9 @@ export function instrumentPrometheus(registry: Registry, options: PrometheusOpti
     },
     'drainpipe:request:retry'({ origin, reason }) {
       retries.inc({ origin, reason })
+    },
+    'drainpipe:address:ejected'({ origin }) {
+      ejections.inc({ origin })
     },
   })
 }

@@ -30,7 +30,7 @@ export interface ConnectFailedMessage extends PoolInfo {
 export interface RecycleMessage extends PoolInfo {
   /** `ok` when the successor took over, `failed` when the old pool keeps serving. */
   result: 'ok' | 'failed'
-  /** What started it: the connection's age, the cooldown after a failed recycle, its request limit, its address leaving DNS. */
+  /** What started it: the connection's age, the cooldown after a failed recycle, its request limit, its address leaving DNS, its address ejected, another address back from an ejection. */
   reason: RecycleReason
   /** Why the successor failed, when `failed`. */
   error?: Error
@@ -98,6 +98,32 @@ export interface RetryMessage {
   error: Error
 }
 
+/** `drainpipe:address:ejected`: consecutive failures ejected an address: no new connections, its pools are replaced elsewhere and drain. */
+export interface AddressEjectedMessage {
+  /** The origin, `https://host:port`. */
+  origin: string
+  /** The resolved address. */
+  address: string
+  /** The failures in a row that ejected it (1 for an address on probation after an ejection). */
+  consecutiveFailures: number
+  /** Times it was ejected, this one included. */
+  ejections: number
+  /** How long the ejection lasts (ms). */
+  duration: number
+  /** Every address is now ejected or failing, so none is avoided. */
+  panic: boolean
+}
+
+/** `drainpipe:address:returned`: an ejection ended; the address takes connections again, in slow start and on probation. */
+export interface AddressReturnedMessage {
+  /** The origin, `https://host:port`. */
+  origin: string
+  /** The resolved address. */
+  address: string
+  /** Times it was ejected. */
+  ejections: number
+}
+
 /**
  * The `node:diagnostics_channel` channels drainpipe publishes on, and their
  * payloads, so metrics and tracing (Prometheus, OpenTelemetry) can observe
@@ -122,6 +148,10 @@ export interface ChannelMessages {
   'drainpipe:pool:ping-backoff': PingBackoffMessage
   /** An unprocessed request is sent again. */
   'drainpipe:request:retry': RetryMessage
+  /** An address was ejected. */
+  'drainpipe:address:ejected': AddressEjectedMessage
+  /** An ejected address is back. */
+  'drainpipe:address:returned': AddressReturnedMessage
 }
 
 /** The name of a drainpipe diagnostics channel. */
@@ -137,6 +167,8 @@ const names: ChannelName[] = [
   'drainpipe:pool:ping-timeout',
   'drainpipe:pool:ping-backoff',
   'drainpipe:request:retry',
+  'drainpipe:address:ejected',
+  'drainpipe:address:returned',
 ]
 // Held strongly: diagnostics_channel keeps channels only weakly.
 const table = new Map(names.map((name) => [name, diagnostics.channel(name)]))

@@ -52,7 +52,7 @@ function reportInvalid(sink: Sink, error: Error): void {
 export class Client extends Dispatcher {
   readonly #config: Config
   readonly #origins = new Map<string, Origin>()
-  readonly #totals: Totals = { recyclesOk: 0, recyclesFailed: 0, goaways: 0, pingTimeouts: 0, retries: 0 }
+  readonly #totals: Totals = { recyclesOk: 0, recyclesFailed: 0, goaways: 0, pingTimeouts: 0, retries: 0, ejections: 0 }
   #closing: Promise<void> | undefined
   #destroyed = false
   /** An engine that replaces the one the options name (the simulator's). */
@@ -202,6 +202,7 @@ export class Client extends Dispatcher {
       goaways: totals.goaways,
       pingTimeouts: totals.pingTimeouts,
       retries: totals.retries,
+      ejections: totals.ejections,
     }
   }
 

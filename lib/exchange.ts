@@ -10,6 +10,7 @@ import {
 } from './errors.js'
 import type { BodySink } from './body.js'
 import type { Call } from './call.js'
+import { Outcome } from './health.js'
 
 /** What an exchange needs from the pool that carries it. */
 export interface ExchangeHost {
@@ -24,12 +25,15 @@ export interface ExchangeHost {
   answered(): void
   /** A request timed out: the connection may be dead. */
   suspect(): void
-  /** The stream is gone, whatever the outcome: the slot is free. */
+  /** The stream is gone, whatever the outcome (`exchange.outcome`): the slot is free. */
   released(exchange: Exchange): void
 }
 
 /** Statuses whose responses have no body whatever their content-length says (RFC 9110 §8.6). */
 const bodyless = (method: string, status: number): boolean => method === 'HEAD' || status === 204 || status === 304
+
+/** gRPC's UNAVAILABLE, in a trailers-only head or in trailers: a server error, as Envoy's outlier detection maps it (503). */
+const GRPC_UNAVAILABLE = '14'
 
 /**
  * One attempt of a request as one HTTP/2 stream: writes headers and body,
@@ -52,6 +56,10 @@ export class Exchange implements StreamHandler {
   #declared: number | undefined
   #receivedBytes = 0
   #writable: (() => void) | undefined
+  /** A status ≥ 500, or gRPC UNAVAILABLE. */
+  #serverError = false
+  /** How the exchange ended, for its address's health; set when it settles. */
+  outcome: Outcome = Outcome.None
 
   private constructor(host: ExchangeHost, call: Call) {
     this.#host = host
@@ -91,6 +99,7 @@ export class Exchange implements StreamHandler {
   response(status: number, headers: ResponseHeaders): void {
     if (this.#settled) return
     this.#responded = true
+    this.#serverError = status >= 500 || headers['grpc-status'] === GRPC_UNAVAILABLE
     this.#host.answered()
     const declared = headers['content-length']
     if (typeof declared === 'string' && !bodyless(this.call.request.method, status)) this.#declared = Number(declared)
@@ -107,9 +116,11 @@ export class Exchange implements StreamHandler {
 
   end(trailers: ResponseHeaders): void {
     if (this.#settled) return
-    this.#settle()
     const declared = this.#declared
-    if (declared !== undefined && declared !== this.#receivedBytes) {
+    const incomplete = declared !== undefined && declared !== this.#receivedBytes
+    if (trailers['grpc-status'] === GRPC_UNAVAILABLE) this.#serverError = true
+    this.#settle(incomplete ? Outcome.Failure : Outcome.Success)
+    if (incomplete) {
       this.call.fail(
         new ProtocolError(`The response ended after ${this.#receivedBytes} of ${declared} bytes (content-length): it is incomplete`, {
           http2Code: Http2ErrorCode.PROTOCOL_ERROR,
@@ -122,8 +133,10 @@ export class Exchange implements StreamHandler {
 
   closed(why: StreamClosed): void {
     if (this.#settled) return
-    this.#settle()
-    this.call.fail(this.#closeReason(why))
+    const error = this.#closeReason(why)
+    // Refused or above a GOAWAY: the server never saw it, which says nothing about its health.
+    this.#settle(error instanceof RefusedStreamError || error instanceof ReadOnlyError ? Outcome.None : Outcome.Failure)
+    this.call.fail(error)
   }
 
   writable(): void {
@@ -134,9 +147,13 @@ export class Exchange implements StreamHandler {
 
   // ── The rest ─────────────────────────────────────────────────────────────
 
-  /** Ends the stream with an error the pool decided (drain deadline, dead connection, destroy). */
-  terminate(error: Error): void {
-    if (this.#cancel()) this.call.fail(error)
+  /**
+   * Ends the stream with an error drainpipe decided: the drain deadline,
+   * destroy, the request body's source failing (nothing learnt about the
+   * server), or a timeout (`Outcome.Failure`).
+   */
+  terminate(error: Error, outcome: Outcome = Outcome.None): void {
+    if (this.#cancel(outcome)) this.call.fail(error)
   }
 
   /** Where the request body goes: the stream, waiting for `writable()` when it is full. */
@@ -200,14 +217,16 @@ export class Exchange implements StreamHandler {
    * Settles the exchange and resets its stream with CANCEL; false when it was
    * already settled. A caller's abort stops here: the call reports its own error.
    */
-  #cancel(): boolean {
+  #cancel(outcome: Outcome = Outcome.None): boolean {
     if (this.#settled) return false
     this.#stream.reset(Http2ErrorCode.CANCEL)
-    this.#settle()
+    this.#settle(outcome)
     return true
   }
 
-  #settle(): void {
+  /** A server error stays one however the exchange ends, unless it failed outright. */
+  #settle(outcome: Outcome): void {
+    this.outcome = this.#serverError && outcome !== Outcome.Failure ? Outcome.ServerError : outcome
     this.#settled = true
     this.#clearTimer()
     this.writable()
@@ -266,7 +285,7 @@ export class Exchange implements StreamHandler {
 
   /** A timeout ended the stream: the connection itself may be dead. */
   #expire(error: Error): void {
-    this.terminate(error)
+    this.terminate(error, Outcome.Failure)
     this.#host.suspect()
   }
 

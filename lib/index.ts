@@ -9,11 +9,21 @@ export { Client, type ResponseData } from './client.js'
 export type { RequestOptions } from './request.js'
 export type { FetchInput, FetchInit } from './fetch.js'
 export { fetch } from './default-fetch.js'
-export type { ClientOptions, PoolOptions, KeepAliveOptions, BackoffOptions, ConnectOptions, LookupFunction, EngineName } from './options.js'
+export type {
+  ClientOptions,
+  PoolOptions,
+  KeepAliveOptions,
+  BackoffOptions,
+  OutlierDetectionOptions,
+  SlowStartOptions,
+  ConnectOptions,
+  LookupFunction,
+  EngineName,
+} from './options.js'
 export type { Clock, TimerHandle } from './clock.js'
 export { AsyncRequest, type AsyncRequestEvents, type AsyncResponse } from './async-request.js'
 export type { StreamResponse } from './stream-response.js'
-export type { ClientStats, OriginStats, PoolStats, PoolStateName } from './stats.js'
+export type { ClientStats, OriginStats, PoolStats, PoolStateName, AddressStats, AddressState } from './stats.js'
 export type { CloseReason, DrainReason } from './pool.js'
 export type { RecycleReason } from './shard.js'
 export type {
@@ -29,6 +39,8 @@ export type {
   PingTimeoutMessage,
   PingBackoffMessage,
   RetryMessage,
+  AddressEjectedMessage,
+  AddressReturnedMessage,
 } from './channels.js'
 export type { BodyInput } from './body.js'
 export type { HeadersInput } from './headers.js'

@@ -347,8 +347,19 @@ class NodeStream implements Stream {
   }
 
   #onClose(): void {
-    // The whole response arrived; its deferred 'response' event completes it.
-    if (this.#endedEarly) return
+    if (this.#endedEarly) {
+      // The whole response arrived and its deferred 'response' event completes it; unless there is
+      // none: a RST_STREAM(NO_ERROR) before any response ends the stream the same way. By the next
+      // turn the deferred event came, or there was none to come.
+      setImmediate(() => {
+        if (!this.#responded) this.#reportClosed()
+      })
+      return
+    }
+    this.#reportClosed()
+  }
+
+  #reportClosed(): void {
     if (!this.#settle()) return
     const unprocessed = this.#unprocessed()
     this.#handler.closed({

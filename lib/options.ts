@@ -3,6 +3,7 @@ import type { ConnectionOptions } from 'node:tls'
 import { InvalidOptionError } from './errors.js'
 import { realClock, type Clock } from './clock.js'
 import { parseHttpUrl } from './request.js'
+import { checkKeys, checkKind, engineNames, show, type Kind } from './option-checks.js'
 
 /**
  * Node's `dns.lookup` signature, called with `{ all: true }`; answering with
@@ -31,6 +32,31 @@ export interface BackoffOptions {
   base?: number
   /** Largest ceiling (ms); also how long a pool must live to reset the backoff. */
   max?: number
+}
+
+/**
+ * Outlier detection (`outlierDetection`), as Envoy's consecutive-5xx and
+ * gRPC's: consecutive failures on an address eject it for a while.
+ */
+export interface OutlierDetectionOptions {
+  /** Failures in a row that eject an address: connect failures, resets, lost connections, timeouts (and server errors, see below). Default 5. */
+  consecutiveFailures?: number
+  /** Responses with status ≥ 500 and gRPC `UNAVAILABLE` count as failures. Default true. */
+  countServerErrors?: boolean
+  /** The first ejection's length (ms); each further one is longer by as much. Default 2000. */
+  baseEjectionTime?: number
+  /** The longest an ejection lasts (ms). Default 30000. */
+  maxEjectionTime?: number
+  /** The most addresses ejected at once, in percent of the origin's (at least one of two or more; 0: never eject). Default 50. */
+  maxEjectionPercent?: number
+}
+
+/** Slow start (`slowStart`), as Envoy's: a new or returning address's share ramps up. */
+export interface SlowStartOptions {
+  /** How long the ramp takes (ms). Default 5000; an address new in DNS ramps over half a `maxConnectionAge` at most. */
+  window?: number
+  /** The share an address starts with, relative to a warm one's: more than 0, at most 1. Default 0.1. */
+  minWeight?: number
 }
 
 /** TLS options passed to `tls.connect` (ca, cert, key, rejectUnauthorized, …). */
@@ -87,6 +113,13 @@ export interface PoolOptions {
   bodyTimeout?: number
   /** Exponential backoff with full jitter for reconnects after unplanned losses. Default `{ base: 250, max: 30000 }`. */
   reconnectBackoff?: BackoffOptions
+  /**
+   * Eject addresses that keep failing; `false` turns it off. Default
+   * `{ consecutiveFailures: 5, countServerErrors: true, baseEjectionTime: 2000, maxEjectionTime: 30000, maxEjectionPercent: 50 }`.
+   */
+  outlierDetection?: OutlierDetectionOptions | false
+  /** Ramp up the share of new and returning addresses; `false` turns it off. Default `{ window: 5000, minWeight: 0.1 }`. */
+  slowStart?: SlowStartOptions | false
 }
 
 export interface ClientOptions extends PoolOptions {
@@ -100,7 +133,11 @@ export interface ClientOptions extends PoolOptions {
 
 /** The HTTP/2 engines a client can use. */
 export type EngineName = 'wire' | 'node'
-const engineNames: readonly EngineName[] = ['wire', 'node']
+
+/** Outlier detection with every value resolved. */
+export type OutlierDetection = Required<OutlierDetectionOptions>
+/** Slow start with every value resolved. */
+export type SlowStart = Required<SlowStartOptions>
 
 /** Every option resolved to a value, for one origin. */
 export interface ResolvedOptions {
@@ -125,6 +162,8 @@ export interface ResolvedOptions {
   headersTimeout: number
   bodyTimeout: number
   reconnectBackoff: Required<BackoffOptions>
+  outlierDetection: OutlierDetection | false
+  slowStart: SlowStart | false
 }
 
 export const defaults = {
@@ -146,11 +185,11 @@ export const defaults = {
   headersTimeout: 300_000,
   bodyTimeout: 300_000,
   reconnectBackoff: { base: 250, max: 30_000 },
+  outlierDetection: { consecutiveFailures: 5, countServerErrors: true, baseEjectionTime: 2_000, maxEjectionTime: 30_000, maxEjectionPercent: 50 },
+  slowStart: { window: 5_000, minWeight: 0.1 },
 } as const
 
 const MAX_RETRIES = 10
-
-type Kind = 'duration' | 'count' | 'positive' | 'boolean' | 'function' | 'object' | 'keepAlive' | 'backoff' | 'tls' | 'engine'
 
 const poolOptionKinds: Record<keyof PoolOptions, Kind> = {
   count: 'positive',
@@ -174,157 +213,11 @@ const poolOptionKinds: Record<keyof PoolOptions, Kind> = {
   headersTimeout: 'duration',
   bodyTimeout: 'duration',
   reconnectBackoff: 'backoff',
+  outlierDetection: 'outliers',
+  slowStart: 'slowStart',
 }
 
 const clientOnlyKinds = { origins: 'object', clock: 'object', random: 'function' } as const
-
-const keepAliveKinds: Record<keyof KeepAliveOptions, Kind> = { interval: 'duration', timeout: 'duration', whenIdle: 'boolean' }
-const backoffKinds: Record<keyof BackoffOptions, Kind> = { base: 'duration', max: 'duration' }
-
-/**
- * Every name `ConnectOptions` has (tsc fails when this list and the type
- * differ): tls.connect ignores names it does not know, so a misspelt
- * `servrname` would silently verify nothing it was meant to. Values are
- * left to tls, which checks them when it connects.
- */
-const tlsOptions: Record<keyof ConnectOptions, true> = {
-  ALPNCallback: true,
-  SNICallback: true,
-  allowPartialTrustChain: true,
-  ca: true,
-  cert: true,
-  checkServerIdentity: true,
-  ciphers: true,
-  clientCertEngine: true,
-  crl: true,
-  dhparam: true,
-  ecdhCurve: true,
-  enableTrace: true,
-  honorCipherOrder: true,
-  key: true,
-  lookup: true,
-  maxVersion: true,
-  minDHSize: true,
-  minVersion: true,
-  passphrase: true,
-  pfx: true,
-  privateKeyEngine: true,
-  privateKeyIdentifier: true,
-  pskCallback: true,
-  rejectUnauthorized: true,
-  requestCert: true,
-  secureContext: true,
-  secureOptions: true,
-  secureProtocol: true,
-  servername: true,
-  session: true,
-  sessionIdContext: true,
-  sessionTimeout: true,
-  sigalgs: true,
-  ticketKeys: true,
-  timeout: true,
-}
-
-/** tls.connect options drainpipe sets itself, with the reason (`ConnectOptions` omits them). */
-const setByDrainpipe: Record<string, string> = {
-  host: "the URL's host (and 'lookup') decide where to connect",
-  port: "the URL's port decides where to connect",
-  path: 'drainpipe connects over TCP',
-  socket: 'drainpipe opens its own sockets',
-  ALPNProtocols: 'drainpipe offers h2 (and http/1.1) itself',
-}
-
-const show = (value: unknown): string => {
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (typeof value === 'function') return 'a function'
-  if (value === null) return 'null'
-  if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object'
-  return String(value)
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0]!
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j]!
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1))
-      diagonal = above
-    }
-  }
-  return row[b.length]!
-}
-
-function unknownKey(where: string, key: string, known: readonly string[]): InvalidOptionError {
-  const [best] = known
-    .map((name) => ({ name, distance: editDistance(key, name) }))
-    .sort((x, y) => x.distance - y.distance)
-  let hint = best && best.distance <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean '${where}${best.name}'?)` : ''
-  // `timeout` is a word of several names (and a TLS option that would not do what it seems to).
-  const containing = key.length >= 4 ? known.filter((name) => name.toLowerCase().includes(key.toLowerCase())) : []
-  if (!hint && containing.length > 0) hint = ` (did you mean ${containing.map((name) => `'${where}${name}'`).join(', ')}?)`
-  // `new Client({ ca })`: TLS options written where tls.connect would take them.
-  if (!hint && Object.hasOwn(tlsOptions, key) && known.includes('connect')) {
-    hint = `: TLS options go inside '${where}connect' (${where}connect: { ${key}: … })`
-  }
-  return new InvalidOptionError(`Unknown option '${where}${key}'${hint}`)
-}
-
-function checkKind(name: string, kind: Kind, value: unknown): void {
-  const fail = (expected: string) =>
-    new InvalidOptionError(`Option '${name}' must be ${expected}, got ${show(value)}`)
-  switch (kind) {
-    case 'duration':
-      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-        throw fail('a non-negative finite number of milliseconds')
-      }
-      return
-    case 'count':
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw fail('a non-negative integer')
-      return
-    case 'positive':
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw fail('an integer of at least 1')
-      return
-    case 'boolean':
-      if (typeof value !== 'boolean') throw fail('a boolean')
-      return
-    case 'function':
-      if (typeof value !== 'function') throw fail('a function')
-      return
-    case 'object':
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail('an object')
-      return
-    case 'engine':
-      if (!engineNames.includes(value as EngineName)) throw fail(engineNames.map((name) => `'${name}'`).join(' or '))
-      return
-    case 'keepAlive':
-      if (value === false) return
-      checkKind(name, 'object', value)
-      checkKeys(value as object, `${name}.`, keepAliveKinds)
-      return
-    case 'backoff':
-      checkKind(name, 'object', value)
-      checkKeys(value as object, `${name}.`, backoffKinds)
-      return
-    case 'tls':
-      checkKind(name, 'object', value)
-      for (const key of Object.keys(value as object)) {
-        if (Object.hasOwn(tlsOptions, key)) continue
-        if (Object.hasOwn(setByDrainpipe, key)) throw new InvalidOptionError(`Option '${name}.${key}' cannot be set: ${setByDrainpipe[key]}`)
-        throw unknownKey(`${name}.`, key, Object.keys(tlsOptions))
-      }
-  }
-}
-
-function checkKeys(options: object, where: string, kinds: Record<string, Kind>): void {
-  const known = Object.keys(kinds)
-  for (const [key, value] of Object.entries(options)) {
-    const kind = kinds[key]
-    if (kind === undefined) throw unknownKey(where, key, known)
-    if (value !== undefined) checkKind(`${where}${key}`, kind, value)
-  }
-}
 
 const defaultLookup: LookupFunction = (hostname, options, callback) => dnsLookup(hostname, options, callback)
 
@@ -351,6 +244,8 @@ function resolve(layers: PoolOptions[], where: string): ResolvedOptions {
   const jitterOption = pick('maxConnectionAgeJitter')
   const keepAliveOption = pick('keepAlive')
   const backoff = pick('reconnectBackoff')
+  const outliers = pick('outlierDetection')
+  const slowStart = pick('slowStart')
   const resolved: ResolvedOptions = {
     count: pick('count') ?? defaults.count,
     maxConnectionAge,
@@ -373,6 +268,8 @@ function resolve(layers: PoolOptions[], where: string): ResolvedOptions {
     headersTimeout: pick('headersTimeout') ?? defaults.headersTimeout,
     bodyTimeout: pick('bodyTimeout') ?? defaults.bodyTimeout,
     reconnectBackoff: { ...defaults.reconnectBackoff, ...stripUndefined(backoff ?? {}) },
+    outlierDetection: outliers === false ? false : { ...defaults.outlierDetection, ...stripUndefined(outliers ?? {}) },
+    slowStart: slowStart === false ? false : { ...defaults.slowStart, ...stripUndefined(slowStart ?? {}) },
   }
 
   const conflict = (message: string) => new InvalidOptionError(`${where}${message}`)
@@ -402,6 +299,15 @@ function resolve(layers: PoolOptions[], where: string): ResolvedOptions {
     throw conflict(
       `Option 'reconnectBackoff.base' (${resolved.reconnectBackoff.base}) must not be larger than 'reconnectBackoff.max' (${resolved.reconnectBackoff.max})`,
     )
+  }
+  const ejection = resolved.outlierDetection
+  if (ejection && ejection.baseEjectionTime > ejection.maxEjectionTime) {
+    throw conflict(
+      `Option 'outlierDetection.baseEjectionTime' (${ejection.baseEjectionTime}) must not be larger than 'outlierDetection.maxEjectionTime' (${ejection.maxEjectionTime})`,
+    )
+  }
+  if (ejection && ejection.baseEjectionTime === 0) {
+    throw conflict(`Option 'outlierDetection.baseEjectionTime' must be more than 0 (an ejection would end at once); 'outlierDetection: false' turns ejection off`)
   }
   return resolved
 }

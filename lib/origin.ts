@@ -6,9 +6,12 @@ import type { Clock } from './clock.js'
 import { hostOf } from './dial.js'
 import { type Engine, Http2ErrorCode, type Goaway, type LocalSettings } from './engine.js'
 import { ClientClosedError, ConnectError, ProtocolNegotiationError, QueueFullError } from './errors.js'
+import type { Exchange } from './exchange.js'
+import { Health, Outcome } from './health.js'
 import { Http1Fallback } from './http1.js'
 import { lookupAll } from './lookup.js'
 import type { ResolvedOptions } from './options.js'
+import { Placement } from './placement.js'
 import { type OriginContext, Pool, type PoolEvent, type PoolOwner, type PoolState } from './pool.js'
 import { WaitQueue } from './queue.js'
 import { Registry } from './registry.js'
@@ -22,6 +25,7 @@ export interface Totals {
   goaways: number
   pingTimeouts: number
   retries: number
+  ejections: number
 }
 
 /** Flow-control windows we grant: 1 MiB a stream, 4 MiB the connection (64 KiB, the RFC default, makes downloads wait on round trips). */
@@ -30,10 +34,11 @@ const CONNECTION_WINDOW = 4 << 20
 
 /**
  * Everything one origin needs: its queue, the pick among its registered
- * pools, the HTTP/1.1 switch, the choice of addresses, and its `count`
- * shards, which own the successive connections (`shard.ts`). Pools report
- * here; the origin keeps the registry and the queue right and tells the
- * pool's shard what happened.
+ * pools, the HTTP/1.1 switch, the choice of addresses (`placement.ts`), the
+ * health of those addresses (`health.ts`), and its `count` shards, which
+ * own the successive connections (`shard.ts`). Pools report here; the
+ * origin keeps the registry and the queue right and tells the pool's shard
+ * what happened.
  */
 export class Origin implements OriginContext, PoolOwner, ShardOwner {
   readonly origin: string
@@ -48,18 +53,15 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
   /** Every pool not yet closed, draining ones included. */
   readonly #pools = new Set<Pool>()
   readonly #registry = new Registry()
+  /** Each address's failures, ejection and slow start: the weights of the pick. */
+  readonly #health: Health
   readonly #queue: WaitQueue
   readonly #requestsByAddress = new Map<string, number>()
-  /**
-   * The address each pool was given, claimed the moment it is chosen: pools
-   * whose lookups answer in the same tick must see each other's choice
-   * before any of them has connected.
-   */
-  readonly #claims = new WeakMap<Pool, string>()
+  /** Where connections go: the address choice, and the moves when addresses leave, are ejected or come back. */
+  readonly #placement: Placement
   #http1: Http1Fallback | undefined
   #lastRequestAt: number
   #pingFactor = 1
-  #tieBreak = 0
   /** The origin has had an open connection: a later connect failure makes requests wait for a reconnect, not fail. */
   #everOpen = false
   #closing: 'graceful' | 'destroy' | undefined
@@ -83,6 +85,11 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
     this.#queue = new WaitQueue(origin, clock, options.connectTimeout, () => this.#queueChanged())
     const { base, max } = options.reconnectBackoff
     this.#shards = Array.from({ length: options.count }, (_, index) => new Shard(index, this, new Backoff(base, max, random)))
+    this.#health = new Health(origin, options, clock, totals, {
+      ejected: (health) => this.#placement.ejected(health),
+      returned: (health) => this.#placement.returned(health),
+    })
+    this.#placement = new Placement(this.#shards, this.#pools, this.#health)
     // Plain http:// without h2c is HTTP/1.1 from the start; https:// finds out through ALPN.
     if (origin.startsWith('http:') && !options.h2c) this.#http1 = new Http1Fallback(origin, options, clock)
   }
@@ -153,50 +160,38 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
 
   // ── What pools report (PoolOwner) ──────────────────────────────────────
 
-  /** A fresh lookup for every connection; the address with the fewest of this origin's connections first, the others as fallbacks. */
+  /**
+   * A fresh lookup for every connection; the address with the fewest of this
+   * origin's connections first, the others as fallbacks (`placement.ts`).
+   */
   async addresses(pool: Pool, signal: AbortSignal): Promise<string[]> {
     const host = hostOf(this.url)
     if (isIP(host)) return [host]
     const addresses = await lookupAll(this.options.lookup, host, signal)
-    this.#addressesChanged(addresses)
-    const leaving = new Set(this.#shards.map((shard) => shard.replacing))
-    const counts = new Map(addresses.map((address) => [address, 0]))
-    for (const other of this.#pools) {
-      // Pools being replaced or draining are leaving: their successors are what the spread is made of.
-      if (other === pool || leaving.has(other) || other.state.name === 'draining') continue
-      const address = other.address ?? this.#claims.get(other)
-      const count = address === undefined ? undefined : counts.get(address)
-      if (count !== undefined) counts.set(address!, count + 1)
-    }
-    const fewest = Math.min(...counts.values())
-    const candidates = addresses.filter((address) => counts.get(address) === fewest)
-    const chosen = candidates[this.#tieBreak++ % candidates.length]!
-    this.#claims.set(pool, chosen)
-    const fallbacks = addresses.filter((address) => address !== chosen).sort((a, b) => counts.get(a)! - counts.get(b)!)
-    return [chosen, ...fallbacks]
-  }
-
-  /** Connections to addresses that left DNS are recycled now, not at their full age. */
-  #addressesChanged(addresses: string[]): void {
-    for (const shard of this.#shards) {
-      const state = shard.state
-      if (state.name === 'serving' && state.pool.address !== undefined && !addresses.includes(state.pool.address)) {
-        shard.transition({ type: 'recycle-due', reason: 'address-removed' })
-      }
-    }
+    this.#health.update(addresses)
+    this.#placement.removed(addresses)
+    return this.#placement.choose(pool, addresses)
   }
 
   transitioned(pool: Pool, from: PoolState, event: PoolEvent): void {
     const shard = this.#shards[pool.shard]!
     const to = pool.state
     switch (to.name) {
-      case 'open':
+      case 'open': {
         this.#everOpen = true
-        this.#registry.register(pool)
-        this.#queue.connectionUsable(true)
+        const address = pool.address!
+        const health = this.#health.get(address)
+        const claim = this.#placement.claim(pool)
+        this.#registry.register(pool, health)
+        this.#usableChanged()
+        // Connected through a fallback: the first choice did not answer in time.
+        if (claim !== undefined && claim !== address) this.#health.record(claim, Outcome.Failure)
         shard.transition({ type: 'connected', pool })
+        // It chose the address before the address was ejected: it moves on at once.
+        if (health?.avoided && claim === address && shard.pool === pool) shard.transition({ type: 'recycle-due', reason: 'address-ejected' })
         this.#flush()
         return
+      }
       case 'draining':
         this.#deregister(pool)
         if (to.reason === 'goaway' || to.reason === 'idle-timeout') shard.transition({ type: 'retired', pool, reason: to.reason })
@@ -219,7 +214,16 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
 
   #deregister(pool: Pool): void {
     this.#registry.deregister(pool)
-    if (this.#registry.size === 0) this.#queue.connectionUsable(false)
+    this.#usableChanged()
+  }
+
+  /**
+   * Queued calls wait for a connection (with connectTimeout as deadline)
+   * while no registered connection allows a stream: a server that keeps
+   * SETTINGS_MAX_CONCURRENT_STREAMS at 0 must not hold them forever.
+   */
+  #usableChanged(): void {
+    this.#queue.connectionUsable(this.#registry.allowsStreams)
   }
 
   #connectFailed(shard: Shard, pool: Pool, error: Error | undefined): void {
@@ -228,6 +232,9 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
       this.#switchToHttp1()
       return
     }
+    // A connect failure counts for the address the pool tried first.
+    const claim = this.#placement.claim(pool)
+    if (claim !== undefined) this.#health.record(claim, Outcome.Failure)
     const connecting = [...this.#pools].some((other) => other.state.name === 'connecting')
     // Nothing ever answered and nothing else is trying: report at once, as undici would.
     if (!this.#everOpen && this.#registry.size === 0 && !connecting) this.#failQueue(reason)
@@ -247,7 +254,14 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
   }
 
   slotFreed(): void {
+    // Also what a server's SETTINGS report: the streams it allows may have gone to 0 or come back.
+    this.#usableChanged()
     this.#flush()
+  }
+
+  /** One call per exchange: what it tells of its address. */
+  completed(pool: Pool, exchange: Exchange): void {
+    this.#health.record(pool.address!, exchange.outcome)
   }
 
   goaway(pool: Pool, goaway: Goaway): void {
@@ -318,6 +332,7 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
     const settled = this.#whenSettled()
     if (!this.#closing) {
       this.#closing = 'graceful'
+      this.#health.close()
       for (const shard of this.#shards) shard.transition({ type: 'closing' })
       this.#queueChanged()
     }
@@ -328,6 +343,7 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
   destroy(error: Error | null): Promise<void> {
     const settled = this.#whenSettled()
     this.#closing = 'destroy'
+    this.#health.close()
     this.#failQueue(new ClientClosedError('The client was destroyed', { cause: error ?? undefined }))
     for (const shard of this.#shards) shard.transition({ type: 'destroyed' })
     const reason = error ?? new ClientClosedError('The client was destroyed', { unprocessed: false })
@@ -372,6 +388,8 @@ export class Origin implements OriginContext, PoolOwner, ShardOwner {
       })),
       queued: this.#queue.length + (this.#http1?.queued ?? 0),
       requestsByAddress: Object.fromEntries(this.#requestsByAddress),
+      addresses: this.#health.stats(),
+      panic: this.#health.panic,
       pingInterval: this.pingInterval(),
     }
   }

@@ -61,6 +61,8 @@ export interface PoolOwner {
   transitioned(pool: Pool, from: PoolState, event: PoolEvent): void
   /** A stream slot opened up, or the server allowed more streams. */
   slotFreed(pool: Pool): void
+  /** An exchange ended (`exchange.outcome`): what it tells of the pool's address. */
+  completed(pool: Pool, exchange: Exchange): void
   /** Every GOAWAY, also those a draining pool receives. */
   goaway(pool: Pool, goaway: Goaway): void
   /** The pool opened its `maxRequestsPerConnection`-th stream. */
@@ -202,6 +204,7 @@ export class Pool implements ExchangeHost {
 
   released(exchange: Exchange): void {
     if (!this.#exchanges.delete(exchange)) return
+    this.#owner.completed(this, exchange)
     const state = this.#state
     if (state.name === 'open') {
       if (this.#exchanges.size === 0) this.#armIdleTimer()

@@ -6,15 +6,20 @@ interface Waiting {
   readonly call: Call
   /** Runs while the call waits for a connection, not while it waits for a stream slot. */
   timer: TimerHandle | undefined
+  /** What is left of connectTimeout, and when the timer that spends it was armed. */
+  left: number
+  armedAt: number
 }
 
 /**
  * The calls of one origin that wait, in FIFO order. A call waits either for
- * a connection (none is usable: connecting, reconnecting) or for a stream
- * slot on a usable one. Only the first wait has a deadline of its own,
- * `connectTimeout`, counted from when it began: what the error says is what
- * the caller waited. Waiting for a slot is bounded by the streams ahead
- * (each bounded by its own timeouts) and by `maxQueue`.
+ * a connection (none is usable: connecting, reconnecting, or the connections
+ * allow no stream) or for a stream slot on a usable one. Only the first
+ * wait has a deadline of its own, `connectTimeout`, for all the time the
+ * call spends in it: what the error says is what the caller waited, and
+ * connections that come up and fail again and again do not make it wait
+ * forever. Waiting for a slot is bounded by the streams ahead (each bounded
+ * by its own timeouts) and by `maxQueue`.
  */
 export class WaitQueue {
   readonly #entries: Waiting[] = []
@@ -38,7 +43,7 @@ export class WaitQueue {
   }
 
   push(call: Call): void {
-    const waiting: Waiting = { call, timer: undefined }
+    const waiting: Waiting = { call, timer: undefined, left: this.#connectTimeout, armedAt: 0 }
     this.#entries.push(waiting)
     if (!this.#connected) this.#arm(waiting)
     call.carriedBy(() => {
@@ -75,17 +80,20 @@ export class WaitQueue {
   #arm(waiting: Waiting): void {
     const timeout = this.#connectTimeout
     if (timeout <= 0) return
+    waiting.armedAt = this.#clock.now()
     waiting.timer = this.#clock.setTimeout(() => {
       waiting.timer = undefined
       this.#remove(waiting)
       waiting.call.fail(new ConnectTimeoutError(timeout, `No usable connection to ${this.#origin} within ${timeout} ms (connectTimeout)`))
       this.#left()
-    }, timeout)
+    }, Math.max(0, waiting.left))
   }
 
   #disarm(waiting: Waiting): void {
-    if (waiting.timer !== undefined) this.#clock.clearTimeout(waiting.timer)
+    if (waiting.timer === undefined) return
+    this.#clock.clearTimeout(waiting.timer)
     waiting.timer = undefined
+    waiting.left -= this.#clock.now() - waiting.armedAt
   }
 
   #remove(waiting: Waiting): void {

@@ -3,7 +3,7 @@ import type { Clock, TimerHandle } from './clock.js'
 import type { Pool } from './pool.js'
 
 /** Why a serving pool is replaced while it still works. */
-export type RecycleReason = 'age' | 'cooldown' | 'requests' | 'address-removed'
+export type RecycleReason = 'age' | 'cooldown' | 'requests' | 'address-removed' | 'address-ejected' | 'address-returned'
 
 /** A shard's state, with the pools and the timer each state holds. */
 export type ShardState =

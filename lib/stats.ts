@@ -28,6 +28,21 @@ export interface PoolStats {
   maxConcurrentStreams: number | undefined
 }
 
+/** Where an address stands: `healthy`, `ejected` (no new connections, its pools drain), or `slow-start` (new or back, its share ramping up). */
+export type AddressState = 'healthy' | 'ejected' | 'slow-start'
+
+/** One resolved address of an origin in `client.stats()`. */
+export interface AddressStats {
+  /** Where it stands. */
+  state: AddressState
+  /** Its pools' share relative to a warm, healthy address's (1): below 1 during slow start. */
+  weight: number
+  /** Failures since its last success. */
+  consecutiveFailures: number
+  /** Times it was ejected. */
+  ejections: number
+}
+
 /** One origin in `client.stats()`. */
 export interface OriginStats {
   /** `http/1.1` once the origin turned out not to speak HTTP/2 (served by undici's Pool). */
@@ -38,6 +53,10 @@ export interface OriginStats {
   queued: number
   /** Requests sent per resolved address since the client started. */
   requestsByAddress: Record<string, number>
+  /** The addresses of the latest lookup, and how each stands (empty for an IP literal). */
+  addresses: Record<string, AddressStats>
+  /** Every address is ejected or failing, so none is avoided. */
+  panic: boolean
   /** The PING interval in force (doubled after the server's `too_many_pings`). */
   pingInterval: number
 }
@@ -59,4 +78,6 @@ export interface ClientStats {
   pingTimeouts: number
   /** Transparent retries of requests the server provably did not process. */
   retries: number
+  /** Addresses ejected by outlier detection. */
+  ejections: number
 }

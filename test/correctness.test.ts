@@ -11,6 +11,7 @@ import {
   Client,
   ClientClosedError,
   ConnectionLostError,
+  ConnectTimeoutError,
   DrainpipeError,
   InvalidOptionError,
   ProtocolError,
@@ -190,6 +191,36 @@ describe('class: capacity that grows without a flush', () => {
   })
 })
 
+describe('class: a wait for a connection that never ends', () => {
+  // Found by the wire fuzzer (test/wire/fuzz.test.ts): a damaged SETTINGS said MAX_CONCURRENT_STREAMS 0.
+
+  it('connections that come up allowing no stream, then fail, again and again: the queued request ends at connectTimeout', async () => {
+    // Every connection: SETTINGS with no stream allowed, then the server closes it.
+    const server = await hostile('127.0.0.47', (c) => void c.socket.end(), [[Setting.MAX_CONCURRENT_STREAMS, 0]])
+    const client = clientFor('127.0.0.47', { connectTimeout: 300, reconnectBackoff: { base: 1, max: 5 } })
+    const result = settle(client.request(`https://api.test:${server.port}/x`))
+    await within(result.ready, 5000, 'the request')
+    expect(result.error).toBeInstanceOf(ConnectTimeoutError)
+    expect(server.connections.length).toBeGreaterThan(1)
+  })
+
+  it('a connection that allows no stream and stays: the queued request ends at connectTimeout', async () => {
+    const server = await hostile('127.0.0.47', () => {}, [[Setting.MAX_CONCURRENT_STREAMS, 0]])
+    const clock = new ManualClock()
+    const client = clientFor('127.0.0.47', { clock, connectTimeout: 1000 })
+    const origin = `https://api.test:${server.port}`
+    const result = settle(client.request(`${origin}/x`))
+    await until(() => client.stats().origins[origin]?.pools[0]?.state === 'open', 'the connection')
+    clock.advance(999)
+    await ioTurns()
+    expect(result.done).toBe(false)
+    clock.advance(1)
+    await within(result.ready, 5000, 'the request')
+    expect(result.error).toBeInstanceOf(ConnectTimeoutError)
+    expect((result.error as ConnectTimeoutError).unprocessed).toBe(true)
+  })
+})
+
 describe('class: replacement without backoff or demand', () => {
   it('a server that sends GOAWAY on every new session gets no reconnects while nothing is asked of it', async () => {
     let shuttingDown = false
@@ -220,14 +251,17 @@ describe('class: replacement without backoff or demand', () => {
     const url = `https://api.test:${first.port}/hello`
     const origin = `https://api.test:${first.port}`
     const backendOf = async () => (await client.request(url)).headers['x-backend'] as string
+    const openAddresses = () => new Set(client.stats().origins[origin]!.pools.filter((p) => p.state === 'open').map((p) => p.address))
     for (let i = 0; i < 4; i++) await backendOf()
-    await until(() => client.stats().origins[origin]!.pools.filter((p) => p.state === 'open').length === 2, 'both connections open')
+    await until(() => openAddresses().size === 2, 'a connection open to each backend')
     // Nothing in flight: the connection to 127.0.0.59 goes away and is not replaced yet.
     second.goaway()
     await until(() => client.stats().origins[origin]!.pools.filter((p) => p.state === 'open').length === 1, 'the GOAWAY to be seen')
-    // One request at a time from now on: the first wakes the idle shard, which reconnects.
+    // One request, with nothing else in flight: it wakes the idle shard, which reconnects.
+    await backendOf()
+    await until(() => openAddresses().size === 2, 'the idle shard to reconnect to 127.0.0.59')
     const seen = new Set<string>()
-    for (let i = 0; i < 20 && seen.size < 2; i++) seen.add(await backendOf())
+    for (let i = 0; i < 4; i++) seen.add(await backendOf())
     expect(seen).toEqual(new Set(['127.0.0.58', '127.0.0.59']))
   })
 

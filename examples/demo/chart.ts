@@ -108,9 +108,11 @@ export function renderChart(input: ChartInput): string {
     }
     // Changes to the backends (labels on staggered rows, so close ones do not overlap).
     input.markers.forEach((marker, i) => {
+      // Near the right edge the label goes to the left of its line, not into the legend.
+      const left = x(marker.t) > LEFT + PLOT_WIDTH - 130
       out.push(
         `<line x1="${x(marker.t)}" x2="${x(marker.t)}" y1="${top}" y2="${top + PANEL_HEIGHT}" stroke="#777" stroke-dasharray="4 3"/>`,
-        `<text x="${x(marker.t) + 4}" y="${top + 13 + (i % 3) * 13}" fill="#333" font-size="11">${escape(marker.label)}</text>`,
+        `<text x="${x(marker.t) + (left ? -4 : 4)}" y="${top + 13 + (i % 3) * 13}"${left ? ' text-anchor="end"' : ''} fill="#333" font-size="11">${escape(marker.label)}</text>`,
       )
     })
     // Notes on the time axis.

@@ -7,14 +7,19 @@
  * resolving the name through that DNS server.
  *
  * Timeline, in connection ages A (3 s; 1 s with --quick):
- *   0      3 backends in DNS, load starts
+ *   0      3 backends in DNS, load starts; every backend answers in 2 ms
  *   2.5A   scale-out: 3 more backends start and join DNS
  *   7.5A   127.0.0.4 leaves DNS (a pod going away)
  *   9A     127.0.0.4 stops as a terminating pod does (GOAWAY, then close)
  *   10.5A  127.0.0.4 starts again and rejoins DNS
- *   14.5A  end: summary and chart
+ *   14.5A  127.0.0.2, the backend undici's one connection is on, becomes
+ *          25× slower (50 ms) for 8 s (4 s with --quick)
+ *   then   it answers every request with 503 for 10 s (6 s), then recovers
+ *   end    6 s later (2 s): summary and chart
+ * The last two scenes are about wall-clock times (the ejection's 2 s, the
+ * slow start's 5 s), not ages.
  */
-import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import diagnostics from 'node:diagnostics_channel'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -26,6 +31,7 @@ import { Fleet } from '../../test/helpers/fleet.js'
 import { Load, type Window } from '../../test/helpers/load.js'
 import { pki } from '../../test/helpers/pki.js'
 import { renderChart, type Series } from './chart.js'
+import { Behaviours, failingScene, percentile, SLOW_MS, ANSWER_MS, slowScene, type FailingScene, type SlowScene } from './scenes.js'
 import { balance, renderFrame, renderHeader, renderLine, screen, type Frame } from './view.js'
 
 export interface DemoOptions {
@@ -50,6 +56,12 @@ export interface ClientSummary {
   balancedAfter: { scaleOut: number | null; return: number | null }
   /** Requests per backend over the whole run. */
   perBackend: Record<string, number>
+  /** Failed requests outside the failing backend's scene. */
+  failedOutsideScene: number
+  /** While a backend was 25× slower. */
+  slow: SlowScene
+  /** While a backend failed every request. */
+  failing: FailingScene
   /**
    * drainpipe only: its connections and how long each took to connect (lookup, TCP, TLS, SETTINGS),
    * in ms. Each recycle round comes that much later: `npm run simulate -- demo --compare` replays the
@@ -68,6 +80,10 @@ export interface DemoSummary {
   window: number
   duration: number
   events: { t: number; label: string }[]
+  /** The backend that became slow, then failed (undici's). */
+  victim: string
+  /** drainpipe's ejections of it. */
+  ejections: number
   clients: { drainpipe: ClientSummary; undici: ClientSummary }
   chart: string
 }
@@ -84,11 +100,15 @@ const RATE = 800
 export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSummary; ok: boolean }> {
   const age = options.quick ? 1000 : 3000
   // Changes fall mid-way between recycles (the first round of connections comes at about 1.05 A, 2.1 A, …).
-  const plan = { scaleOut: 2.5 * age, leave: 7.5 * age, stop: 9 * age, back: 10.5 * age, end: 14.5 * age }
+  const slow = 14.5 * age
+  const failing = slow + (options.quick ? 4000 : 8000)
+  const recovered = failing + (options.quick ? 6000 : 10_000)
+  const plan = { scaleOut: 2.5 * age, leave: 7.5 * age, stop: 9 * age, back: 10.5 * age, slow, failing, recovered, end: recovered + (options.quick ? 2000 : 6000) }
   const log = (line: string) => process.stdout.write(`${line}\n`)
 
   // ── Backends and DNS ─────────────────────────────────────────────────────
-  const fleet = await Fleet.start(3)
+  const behaviours = new Behaviours()
+  const fleet = await Fleet.start(3, { handler: behaviours.handler })
   const dns = await startDnsServer()
   dns.setRecords(NAME, fleet.hosts)
   const origin = `https://${NAME}:${fleet.port}`
@@ -147,7 +167,7 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
   // ── Run ──────────────────────────────────────────────────────────────────
   const connectDurations: number[] = []
   const onConnect = (message: unknown) => connectDurations.push((message as { connectDuration: number }).connectDuration)
-  subscribe('drainpipe:pool:connect', onConnect)
+  diagnostics.subscribe('drainpipe:pool:connect', onConnect)
   const t0 = performance.now()
   const elapsed = () => performance.now() - t0
   const events: { t: number; label: string }[] = []
@@ -176,10 +196,15 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
       backends: allHosts,
       inDns,
       bound: BOUND,
+      marks: Object.fromEntries(allHosts.flatMap((host) => {
+        const behaviour = behaviours.get(host)
+        return behaviour === 'ok' ? [] : [[host, behaviour === 'slow' ? '25× slower' : 'failing']]
+      })),
       clients: (['drainpipe', 'undici'] as const).map((key) => ({
         name: names[key],
         window: loads[key].window(now - WINDOW, now, inDns),
         failed: loads[key].failed,
+        p99: percentile(loads[key].durations(now - WINDOW, now), 99),
       })),
     }
     if (options.live) process.stdout.write(`${screen.home}${renderFrame(frame, true)}\n${screen.clearBelow}`)
@@ -197,6 +222,14 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
     if (left > 0) await delay(left)
   }
   const gone = allHosts[2]!
+  // The backend undici's one connection is on: a scene on another backend would not reach undici at all.
+  const victim = allHosts[0]!
+  let ejections = 0
+  const onEjected = (message: unknown) => {
+    const { origin: ejectedFrom, address } = message as { origin: string; address: string }
+    if (ejectedFrom === origin && address === victim) ejections++
+  }
+  diagnostics.subscribe('drainpipe:address:ejected', onEjected)
   try {
     await at(plan.scaleOut)
     await fleet.scaleTo(6)
@@ -219,19 +252,32 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
     dns.setRecords(NAME, inDns)
     mark(`${gone} back`, 6, `${gone} back in DNS at ${(elapsed() / 1000).toFixed(1)} s`)
 
+    await at(plan.slow)
+    behaviours.set(victim, 'slow')
+    mark(`${victim} 25× slower`, undefined, `${victim} answers in ${SLOW_MS} ms instead of ${ANSWER_MS} ms since ${(elapsed() / 1000).toFixed(1)} s`)
+
+    await at(plan.failing)
+    behaviours.set(victim, 'failing')
+    mark(`${victim} fails`, undefined, `${victim} answers 503 to every request since ${(elapsed() / 1000).toFixed(1)} s`)
+
+    await at(plan.recovered)
+    behaviours.set(victim, 'ok')
+    mark(`${victim} recovers`, undefined, `${victim} answers again since ${(elapsed() / 1000).toFixed(1)} s`)
+
     await at(plan.end)
   } finally {
+    diagnostics.unsubscribe('drainpipe:address:ejected', onEjected)
     clearInterval(ticker)
     if (!stopping) draw()
     if (options.live) process.stdout.write(screen.showCursor)
     process.removeListener('SIGINT', onSignal)
     await shutdown()
-    unsubscribe('drainpipe:pool:connect', onConnect)
+    diagnostics.unsubscribe('drainpipe:pool:connect', onConnect)
   }
 
   // ── Summary ──────────────────────────────────────────────────────────────
   const duration = plan.end
-  const [scaleOut, , , back] = events
+  const [scaleOut, , , back, slowed, failed, recovery] = events
   const summarise = (load: Load): ClientSummary => {
     const balancedAfter = (event: { t: number } | undefined, until: number) => {
       if (event === undefined) return null
@@ -241,12 +287,19 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
       }
       return null
     }
+    const failingFrom = t0 + (failed?.t ?? duration)
+    const failingTo = t0 + (recovery?.t ?? duration)
+    // A 503 sent just before the recovery can reach the client a little after it.
+    const sceneOver = failingTo + 1000
     return {
       requests: load.ok,
       failed: load.failed,
       failures: load.failures.slice(0, 5).map((failure) => failure.error.message),
-      balancedAfter: { scaleOut: balancedAfter(scaleOut, events[1]?.t ?? duration), return: balancedAfter(back, duration) },
+      balancedAfter: { scaleOut: balancedAfter(scaleOut, events[1]?.t ?? duration), return: balancedAfter(back, slowed?.t ?? duration) },
       perBackend: load.window(t0, t0 + duration + 60_000, allHosts).counts,
+      failedOutsideScene: load.failed - load.failedIn(failingFrom, sceneOver),
+      slow: slowScene(load, victim, t0 + (slowed?.t ?? duration), failingFrom),
+      failing: failingScene(load, failingFrom, failingTo),
     }
   }
   const summary: DemoSummary = {
@@ -259,6 +312,8 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
     window: WINDOW,
     duration: round(duration / 1000),
     events: events.map((event) => ({ t: round(event.t / 1000), label: event.label })),
+    victim,
+    ejections,
     clients: { drainpipe: { ...summarise(loads.drainpipe), connect: connectFigures(connectDurations) }, undici: summarise(loads.undici) },
     chart: resolve(options.out),
   }
@@ -277,9 +332,9 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
   const describe = (client: ClientSummary) => {
     const after = (value: number | null) => (value === null ? 'not balanced' : `balanced ${value.toFixed(1)} s`)
     const used = Object.entries(client.perBackend).filter(([, requests]) => requests > 0)
-    const requests = `${client.failed} failed of ${client.requests.toLocaleString('en-US')} requests`
-    if (used.length === 1) return `every request went to ${used[0]![0]}, never balanced; ${requests}`
-    return `${after(client.balancedAfter.scaleOut)} after the scale-out, ${after(client.balancedAfter.return)} after ${gone} came back; ${requests}`
+    const scenes = `${victim} slow: p50 ${ms(client.slow.p50)}, p99 ${ms(client.slow.p99)}; failing: ${client.failing.failed.toLocaleString('en-US')} failed`
+    if (used.length === 1) return `every request went to ${used[0]![0]}, never balanced · ${scenes}`
+    return `${after(client.balancedAfter.scaleOut)} after the scale-out, ${after(client.balancedAfter.return).replace('balanced ', '')} after ${gone}'s return · ${scenes}`
   }
   const notes = (client: ClientSummary) =>
     [
@@ -290,7 +345,7 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
     )
   const svg = renderChart({
     title: 'Share of requests per backend: drainpipe vs undici Agent (allowH2)',
-    subtitle: `One DNS name, 3 → 6 backends, then ${gone} leaves and comes back. Steady load: ${RATE} requests/s per client, at most ${CONCURRENCY} in flight; shares over the last 1 s.`,
+    subtitle: `One DNS name, 3 → 6 backends, then ${gone} leaves and comes back; then ${victim} (undici's backend) answers 25× slower, then fails every request. Steady load: ${RATE} requests/s per client, at most ${CONCURRENCY} in flight; shares over the last 1 s.`,
     backends: allHosts,
     panels: [
       {
@@ -328,19 +383,37 @@ export async function runDemo(options: DemoOptions): Promise<{ summary: DemoSumm
   row('', 'drainpipe', 'undici Agent (allowH2)')
   row('time to balance after scale-out', seconds(d.balancedAfter.scaleOut), seconds(u.balancedAfter.scaleOut))
   row(`time to balance after ${gone} is back`, seconds(d.balancedAfter.return), seconds(u.balancedAfter.return))
+  const slowText = (scene: SlowScene) => `${ms(scene.p50)} / ${ms(scene.p99)}`
+  const failedText = (counts: { requests: number; failed: number }) =>
+    `${counts.failed} of ${counts.requests} (${counts.requests === 0 ? '—' : ((100 * counts.failed) / counts.requests).toFixed(1)} %)`
+  row(`${victim} 25× slower: p50 / p99`, slowText(d.slow), slowText(u.slow))
+  row(`${victim} 25× slower: its share`, percentText(d.slow.share), percentText(u.slow.share))
+  row(`${victim} failing: failed requests`, failedText(d.failing), failedText(u.failing))
+  row('  of them from 2 s on', failedText(d.failing.after2s), failedText(u.failing.after2s))
+  row(`drainpipe's ejections of ${victim}`, String(summary.ejections), '(none: undici has no outlier detection)')
   row('requests', String(d.requests), String(u.requests))
-  row('failed requests', String(d.failed), String(u.failed))
+  row('failed requests in all', String(d.failed), String(u.failed))
+  row('failed outside the failing scene', String(d.failedOutsideScene), String(u.failedOutsideScene))
   for (const host of allHosts) row(`requests to ${host}`, String(d.perBackend[host] ?? 0), String(u.perBackend[host] ?? 0))
   if (d.connect) row('connections (mean time to connect)', `${d.connect.connections} (${d.connect.mean} ms)`, '')
   for (const failure of d.failures) log(`drainpipe failure: ${failure}`)
   for (const failure of u.failures) log(`undici failure: ${failure}`)
   log(`chart: ${summary.chart}`)
-  const ok = d.failed === 0 && d.balancedAfter.scaleOut !== null && d.balancedAfter.return !== null
-  if (!ok) log('drainpipe did not meet the goal (0 failed, balanced after each change)')
+  const ok =
+    d.failedOutsideScene === 0 &&
+    d.balancedAfter.scaleOut !== null &&
+    d.balancedAfter.return !== null &&
+    d.slow.share < 1 / allHosts.length &&
+    d.failing.after2s.failed <= 0.005 * d.failing.after2s.requests
+  if (!ok) {
+    log(`drainpipe did not meet the goal (0 failed outside the failing scene, balanced after each change, less than the even share to the slow backend, ≤ 0.5 % failed from 2 s into the failing scene)`)
+  }
   return { summary, ok }
 }
 
 const round = (value: number) => Math.round(value * 10) / 10
+const ms = (value: number | null) => (value === null ? '—' : `${value.toFixed(0)} ms`)
+const percentText = (value: number) => `${(100 * value).toFixed(1)} %`
 
 function connectFigures(durations: number[]): ClientSummary['connect'] {
   if (durations.length === 0) return undefined

@@ -11,6 +11,8 @@ export interface ClientRow {
   name: string
   window: Window
   failed: number
+  /** The 99th percentile of the last second's requests (ms). */
+  p99: number | null
 }
 
 export interface Frame {
@@ -20,6 +22,8 @@ export interface Frame {
   backends: string[]
   /** Backends currently in DNS. */
   inDns: string[]
+  /** What is wrong with a backend now ('25× slower', 'failing'), by address. */
+  marks: Record<string, string>
   clients: ClientRow[]
   bound: number
 }
@@ -34,7 +38,7 @@ export function renderFrame(frame: Frame, colour: boolean): string {
   const good = style('32')
   const bad = style('31')
   const column = BAR + 10
-  const row = (label: string, cells: string[]) => pad(label, 11) + cells.map((cell) => pad(cell, column)).join('  ')
+  const row = (label: string, cells: string[]) => pad(label, 22) + cells.map((cell) => pad(cell, column)).join('  ')
   const lines: string[] = []
   lines.push(bold(renderHeader(frame)))
   lines.push(dim(`share of the last second's requests per backend; even share ${(100 / frame.inDns.length).toFixed(1)}% over ${frame.inDns.length} backends in DNS`))
@@ -47,7 +51,9 @@ export function renderFrame(frame: Frame, colour: boolean): string {
       const filled = Math.min(BAR, Math.round(share * BAR))
       return `${'█'.repeat(filled)}${dim('░'.repeat(BAR - filled))} ${(share * 100).toFixed(1).padStart(5)}%`
     })
-    lines.push(row(frame.inDns.includes(backend) ? backend : dim(backend), cells))
+    const mark = frame.marks[backend]
+    const label = mark === undefined ? backend : `${backend} ${bad(mark)}`
+    lines.push(row(frame.inDns.includes(backend) ? label : dim(label), cells))
   }
   lines.push('')
   lines.push(
@@ -60,6 +66,7 @@ export function renderFrame(frame: Frame, colour: boolean): string {
     ),
   )
   lines.push(row('req/s', frame.clients.map((client) => String(client.window.total))))
+  lines.push(row('p99', frame.clients.map((client) => (client.p99 === null ? '—' : `${client.p99.toFixed(0)} ms`))))
   lines.push(row('failed', frame.clients.map((client) => (client.failed === 0 ? good('0') : bad(String(client.failed))))))
   return lines.join('\n')
 }
@@ -82,7 +89,8 @@ export function renderLine(frame: Frame): string {
       const count = client.window.counts[backend] ?? 0
       return client.window.total === 0 ? '0' : Math.round((100 * count) / client.window.total).toString()
     })
-    return `${client.name}: [${shares.join(' ')}]% max/min ${balanceText(client.window, frame.inDns)} failed ${client.failed}`
+    const p99 = client.p99 === null ? '—' : `${client.p99.toFixed(0)} ms`
+    return `${client.name}: [${shares.join(' ')}]% max/min ${balanceText(client.window, frame.inDns)} p99 ${p99} failed ${client.failed}`
   })
   return `${frame.elapsed.toFixed(0).padStart(3)} s  ${parts.join('  |  ')}`
 }

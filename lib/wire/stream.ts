@@ -106,6 +106,14 @@ export class WireStream implements Stream {
     this.#owner.resetStream(this, code)
   }
 
+  /** Body bytes held while paused are dropped when nobody will take them. */
+  dropHeld(): void {
+    if (this.held === undefined) return
+    this.held = undefined
+    this.heldBytes = 0
+    this.heldEnd = undefined
+  }
+
   /** Takes up to `size` octets off the send queue, as one buffer. */
   take(size: number): Buffer {
     const queue = this.queue

@@ -59,6 +59,8 @@ export class Load {
   readonly #times: number[] = []
   /** Backend of each successful request, as an index into #names. */
   readonly #backends: number[] = []
+  /** How long each successful request took (ms). */
+  readonly #durations: number[] = []
   readonly #names: string[] = []
   readonly #index = new Map<string, number>()
   readonly failures: Failure[] = []
@@ -108,8 +110,9 @@ export class Load {
           next = Math.max(next + interval, this.now)
         }
         try {
+          const sent = this.now
           const backend = await this.#send()
-          this.#record(backend)
+          this.#record(backend, this.now - sent)
           if (Math.random() < shuffle) await new Promise((resolve) => setImmediate(resolve))
         } catch (error) {
           this.failures.push({ at: this.now, error: error as Error })
@@ -127,7 +130,7 @@ export class Load {
     await Promise.all(this.#workers)
   }
 
-  #record(backend: string): void {
+  #record(backend: string, duration: number): void {
     let index = this.#index.get(backend)
     if (index === undefined) {
       index = this.#names.length
@@ -136,6 +139,17 @@ export class Load {
     }
     this.#times.push(this.now)
     this.#backends.push(index)
+    this.#durations.push(duration)
+  }
+
+  /** Durations (ms) of the successful requests that completed in [from, to), ascending. */
+  durations(from: number, to: number): number[] {
+    return this.#durations.slice(lowerBound(this.#times, from), lowerBound(this.#times, to)).sort((a, b) => a - b)
+  }
+
+  /** Failed requests in [from, to). */
+  failedIn(from: number, to: number): number {
+    return this.failures.filter((failure) => failure.at >= from && failure.at < to).length
   }
 
   /** Requests per backend that completed in [from, to). `expected` backends count even when they got none. */

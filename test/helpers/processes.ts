@@ -1,6 +1,6 @@
 /**
  * The native peers tests run as child processes (dnsmasq, haproxy, nginx,
- * nghttpd): whether a binary is installed, the skip-or-fail rule for missing
+ * nghttpd, Apache httpd, h2o): whether a binary is installed, the skip-or-fail rule for missing
  * Debian packages, free ports, starting a server and waiting until it is
  * ready (retrying on another port when it lost its port), and stopping a
  * process for sure.

@@ -459,6 +459,24 @@ describe('GOAWAY', () => {
   })
 })
 
+describe('resets before a response', () => {
+  it('RST_STREAM(NO_ERROR) before any response: ProtocolError (code 0) at once, not retried, no wait for headersTimeout', async () => {
+    const { client, server, base } = await start(
+      once(async (c) => {
+        const id = await c.stream(1)
+        c.write(frames.rstStream(id, ErrorCode.NO_ERROR))
+        serveWell(c)
+      }),
+    )
+    const result = await outcome(client, `${base}/x`)
+    typed(result.error, ProtocolError)
+    expect((result.error as ProtocolError).http2Code).toBe(ErrorCode.NO_ERROR)
+    expect(result.ms).toBeLessThan(PING_DEADLINE)
+    await recoversAndCloses(client, server, base)
+    expect(server.connections[0]!.streams.length).toBe(2)
+  })
+})
+
 describe('resets and lies after the response started', () => {
   /** A 200 that announces 1,000 bytes of body and sends the first 100. */
   const partialResponse = (c: HostileConnection, id: number) => {

@@ -42,6 +42,7 @@ function setup(options: ConstructorParameters<typeof Config>[0] = {}) {
     addresses: async () => ['127.0.0.2'],
     transitioned: (pool, from: PoolState, event) => transitions.push({ from: from.name, to: pool.state.name, event: event.type }),
     slotFreed: () => {},
+    completed: () => {},
     goaway: () => {},
     limitReached: () => {},
   }

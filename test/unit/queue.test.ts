@@ -1,4 +1,4 @@
-/** The wait queue of one origin (lib/queue.ts): FIFO, and deadlines only while no connection is usable. */
+/** The wait queue of one origin (lib/queue.ts): FIFO, and a deadline for the time no connection is usable. */
 import { describe, expect, it } from 'vitest'
 import type { Call } from '../../lib/call.js'
 import { ConnectTimeoutError } from '../../lib/errors.js'
@@ -51,7 +51,7 @@ describe('WaitQueue', () => {
     expect(left()).toBe(2)
   })
 
-  it('once a connection is usable the calls wait for slots without a deadline; when it is lost the deadline starts again', () => {
+  it('once a connection is usable the calls wait for slots without a deadline; when it is lost the deadline runs on with what was left', () => {
     const { clock, queue } = setup(1000)
     const waiting = call('waiting')
     queue.push(waiting)
@@ -62,6 +62,23 @@ describe('WaitQueue', () => {
     queue.connectionUsable(false)
     expect(clock.pending()).toEqual([1000])
     clock.advance(1000)
+    expect(waiting.error).toBeInstanceOf(ConnectTimeoutError)
+  })
+
+  it('the time without a usable connection adds up: connections that come and go do not start it over', () => {
+    const { clock, queue } = setup(1000)
+    const waiting = call('waiting')
+    queue.push(waiting)
+    for (let i = 0; i < 3; i++) {
+      clock.advance(300)
+      queue.connectionUsable(true)
+      clock.advance(5000)
+      queue.connectionUsable(false)
+    }
+    expect(clock.pending()).toEqual([100])
+    clock.advance(99)
+    expect(waiting.error).toBeUndefined()
+    clock.advance(1)
     expect(waiting.error).toBeInstanceOf(ConnectTimeoutError)
   })
 

@@ -7,7 +7,9 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { Http2ErrorCode } from '../../lib/engine.js'
 import { PeerLimitError, ProtocolError } from '../../lib/errors.js'
-import { CLIENT_PREFACE, Flag, FrameReader, FrameType, FrameWriter, Setting, type FrameHandler, type FrameSink } from '../../lib/wire/frame.js'
+import { CLIENT_PREFACE, Flag, FrameType, Setting } from '../../lib/wire/frame.js'
+import { FrameReader, type FrameHandler } from '../../lib/wire/frame-reader.js'
+import { FrameWriter, type FrameSink } from '../../lib/wire/frame-writer.js'
 import { MAX_CONTINUATIONS, MAX_FRAME_SIZE } from '../../lib/wire/limits.js'
 
 const seed = Number(process.env.FC_SEED ?? Math.floor(Math.random() * 2 ** 31))

@@ -26,8 +26,8 @@ export interface Nghttpd {
   close(): Promise<void>
 }
 
-/** Files to serve: name → content. */
-export async function startNghttpd(options: { host: string; files: Record<string, string | Buffer> }): Promise<Nghttpd> {
+/** Files to serve: name → content; `args`: more nghttpd options (`--echo-upload`, `-m 10`, …). */
+export async function startNghttpd(options: { host: string; files: Record<string, string | Buffer>; args?: string[] }): Promise<Nghttpd> {
   const dir = await mkdtemp(join(tmpdir(), 'drainpipe-nghttpd-'))
   for (const [name, content] of Object.entries(options.files)) await writeFile(join(dir, name), content)
   let port = await freePort(options.host)
@@ -35,7 +35,7 @@ export async function startNghttpd(options: { host: string; files: Record<string
   let starts = 0
 
   const launch = async (): Promise<boolean> => {
-    const candidate = start(NGHTTPD_BINARY, ['-a', options.host, '-d', dir, String(port), fixture('api.test.key'), fixture('api.test.crt')])
+    const candidate = start(NGHTTPD_BINARY, ['-a', options.host, '-d', dir, ...(options.args ?? []), String(port), fixture('api.test.key'), fixture('api.test.crt')])
     await until(async () => !candidate.running || (await accepts(options.host, port)), `nghttpd on ${options.host}:${port}`, 5000)
     if (!candidate.running) return false
     child = candidate

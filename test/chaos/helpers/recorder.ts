@@ -4,11 +4,14 @@
  * lost or processed twice behind the proxy.
  *
  * Routes: GET /hello → "hello"; POST /record?id=ID → records ID, answers ID;
- * anything else → 404.
+ * GET /bytes?size=N → N bytes of h2-server.ts's pattern(); GET /trailers →
+ * "with trailers" chunked, with the trailer `x-checksum: abc` (for proxies
+ * that pass trailers on); anything else → 404.
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Client } from '../../../lib/index.js'
+import { pattern } from '../../helpers/h2-server.js'
 
 export interface Recorder {
   readonly host: string
@@ -34,6 +37,15 @@ export async function startRecorder(host = '127.0.0.1'): Promise<Recorder> {
         const id = url.searchParams.get('id') ?? Buffer.concat(chunks).toString()
         processed.set(id, (processed.get(id) ?? 0) + 1)
         res.end(id)
+      } else if (url.pathname === '/bytes') {
+        const size = Number(url.searchParams.get('size') ?? 1024)
+        res.setHeader('content-length', size)
+        res.end(pattern(size))
+      } else if (url.pathname === '/trailers') {
+        res.setHeader('trailer', 'x-checksum')
+        res.write('with trailers')
+        res.addTrailers({ 'x-checksum': 'abc' })
+        res.end()
       } else {
         res.statusCode = 404
         res.end('not found')

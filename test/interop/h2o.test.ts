@@ -1,0 +1,56 @@
+/**
+ * Interop: h2o terminating TLS and HTTP/2 in front of an HTTP/1.1 upstream
+ * that records POSTs, restarted gracefully under load (SIGHUP to its
+ * start_server: a new worker takes the listening socket, the old one sends
+ * GOAWAY, finishes its streams and exits). h2o's proxy does not pass the
+ * upstream's trailers on, so the mix has none here.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { Client } from '../../lib/index.js'
+import { startRecorder } from '../chaos/helpers/recorder.js'
+import { tableLookup } from '../helpers/h2-server.js'
+import { pki } from '../helpers/pki.js'
+import { requires } from '../helpers/processes.js'
+import { H2O_BINARY, startH2o } from './helpers/h2o.js'
+import { TOTAL, expectClean, line, mix, recorderRoutes, run } from './helpers/mix.js'
+import { tapEngine } from './helpers/tap.js'
+
+const h2o = requires(H2O_BINARY, 'h2o')
+
+const cleanup: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step()
+})
+
+describe.skipIf(h2o.skip)(`interop: h2o, graceful restarts (SIGHUP) under load${h2o.note}`, () => {
+  it('1,000 mixed requests, a restart every 200: 0 failed, every POST processed exactly once', async () => {
+    h2o.check()
+    const tap = tapEngine()
+    const upstream = await startRecorder('127.0.0.107')
+    cleanup.push(() => upstream.close())
+    const server = await startH2o({ host: '127.0.0.108', upstream })
+    cleanup.push(() => server.close())
+    const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [server.host] }).lookup, ...tap.clientOptions })
+    cleanup.push(() => client.destroy())
+
+    // One restart at a time, while the load keeps going.
+    let restarting: Promise<void> = Promise.resolve()
+    const restartErrors: unknown[] = []
+    const outcome = await run({
+      mix: mix(client, `https://api.test:${server.port}`, recorderRoutes({ trailers: false })),
+      tap,
+      processed: upstream.processed,
+      onSettled: (settled) => {
+        if (settled % 200 === 0 && settled < TOTAL) restarting = restarting.then(() => server.restart()).catch((error: unknown) => void restartErrors.push(error))
+      },
+    })
+    await restarting
+    console.log(line('h2o graceful restarts', client, outcome, { restarts: server.restarts }))
+    expect(restartErrors).toEqual([])
+    expect(server.restarts).toBe(4)
+    expectClean(outcome)
+    // Each restart reached the client's connection as the old worker's GOAWAY.
+    expect(client.stats().goaways).toBeGreaterThanOrEqual(4)
+    await client.close()
+  })
+})
