@@ -220,7 +220,7 @@ async function runDemo(): Promise<void> {
   const connect =
     samples.length === 0 ? duration(options.handshake) : `the real run's ${samples.length} connect times (mean ${duration(samples.reduce((a, b) => a + b, 0) / samples.length)})`
   const seconds = (value: number | null) => (value === null ? 'never' : `${value.toFixed(1)} s`)
-  process.stdout.write(`${first.scenario.description}${run ? `, at the real run's times (${run.events.map((event) => `${event.t} s`).join(', ')})` : ''}\n`)
+  process.stdout.write(`${first.scenario.description}${run ? `, at the real run's times (${run.events.slice(0, 4).map((event) => `${event.t} s`).join(', ')})` : ''}\n`)
   process.stdout.write(`options: count ${options.count}, maxConnectionAge ${duration(options.age)}, jitter 10 %; ${options.rate} requests/s; connect: ${connect}\n`)
   process.stdout.write(`simulated time to balance (median of ${seeds} seeds): after the scale-out ${seconds(replay.scaleOut)}, after the return ${seconds(replay.return)}\n`)
   if (run) {
