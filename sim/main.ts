@@ -242,6 +242,7 @@ if (values.help) {
   process.stdout.write(usage)
   process.exit(0)
 }
-const scenario = oneOf('scenario', positionals[0] ?? 'scale-out', scenarioNames)
+const scenario = (positionals[0] ?? 'scale-out') as ScenarioName
+if (!scenarioNames.includes(scenario)) fail(`The scenario must be one of ${scenarioNames.join(', ')}, got ${scenario}`)
 if (scenario === 'demo') await runDemo()
 else await runFleet(scenario)
