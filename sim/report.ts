@@ -160,10 +160,14 @@ export function chart(result: SimulationResult, command: string): string {
     },
     {
       title: perBackend ? 'TLS handshakes per backend per second' : 'TLS handshakes per backend per second: the busiest backend and the mean',
-      subtitle: `over the last ${duration(Math.max(1000, series.stepMs))}; dotted: clients × count / connection life / backends = ${round(result.handshakes.formula, 3)}`,
+      subtitle: `over the last ${duration(Math.max(1000, series.stepMs))}; dotted: clients × count / connection life / backends in DNS`,
       series: { t: series.t, shares: perBackend ? series.handshakes : { 'busiest backend': series.busiestHandshakes, mean: series.meanHandshakes } },
       axis: { max: niceCeiling(Math.max(...series.busiestHandshakes, result.handshakes.formula)), format: (value) => round(value, 2) },
-      reference: [{ t: 0, value: result.handshakes.formula }],
+      // The formula per backend, for the backends in DNS at each moment.
+      reference: result.metrics.dns.map((entry) => ({
+        t: entry.t / 1000,
+        value: (result.handshakes.formula * result.handshakes.backends) / Math.max(1, entry.addresses.length),
+      })),
     },
     {
       title: perBackend ? 'Open connections per backend' : 'Open connections per backend: the most and the fewest (of those in DNS)',
