@@ -1,5 +1,7 @@
 /**
- * Starts one measuring child (`worker.ts`) and reads its result line.
+ * Starts one measuring child (`worker.ts`) and reads its result line. Used
+ * by run.ts for every measurement, and by the leak test for the heap over
+ * recycles, so both take that figure the same way.
  */
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'

@@ -47,7 +47,7 @@ export const POST_BODY = JSON.stringify({ pad: 'x'.repeat(POST_SIZE - 10) })
 
 /** Where the server is and how to trust it. */
 export interface Target {
-  /** `https://127.0.0.1:PORT` */
+  /** `https://127.0.0.1:PORT`; drainpipe speaks h2c to an `http://` origin (the leak test's). */
   origin: string
   port: number
   /** Path of the CA certificate (PEM). */

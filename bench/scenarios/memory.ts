@@ -7,6 +7,8 @@
  *   warm-up is compared with heapUsed after N more recycles, both after
  *   full GCs. The reference is raw node:http2 doing the same number of
  *   connect → request → close cycles: what Node itself keeps or fragments.
+ *   test/leaks.test.ts runs this task too (through the bench's child, on an
+ *   h2c origin), with a test-sized count.
  * - idle-origins: one request each to N distinct origins (oN.test, all
  *   mapped to 127.0.0.1 by `lookup`), connections left open and idle; heap
  *   and RSS per origin. Measured for drainpipe and, as references, undici's
