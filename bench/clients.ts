@@ -34,7 +34,7 @@ async function countChunks(body: AsyncIterable<Uint8Array>): Promise<number> {
 }
 
 export function drainpipeClient(target: Target, options: ClientOptions = {}): Client {
-  return new Client({ connect: { ca: readFileSync(target.caPath) }, ...options })
+  return new Client({ connect: { ca: readFileSync(target.caPath) }, h2c: target.origin.startsWith('http:'), ...options })
 }
 
 export async function makeClient(name: ClientName, target: Target, drainpipeOptions: ClientOptions = {}): Promise<BenchClient> {

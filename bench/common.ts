@@ -2,6 +2,17 @@
  * Shared by the orchestrator (`run.ts`) and the measuring child (`worker.ts`):
  * the names of the clients and scenarios, the shape of a task and of its result.
  */
+import { defaults, type EngineName } from '../lib/options.js'
+
+/** drainpipe's HTTP/2 engines: every drainpipe row is measured on each. */
+export const ENGINES: readonly EngineName[] = ['wire', 'node']
+/** The engine the targets are judged on: the one users get without asking. */
+export const DEFAULT_ENGINE: EngineName = defaults.engine
+
+/** A row's name: the client, and for drainpipe the engine it ran on (`drainpipe request() [wire]`). */
+export function rowName(client: string, engine: EngineName | undefined): string {
+  return engine === undefined ? client : `${client} [${engine}]`
+}
 
 export const CLIENTS = [
   'drainpipe request()',
@@ -36,7 +47,7 @@ export const POST_BODY = JSON.stringify({ pad: 'x'.repeat(POST_SIZE - 10) })
 
 /** Where the server is and how to trust it. */
 export interface Target {
-  /** `https://127.0.0.1:PORT` */
+  /** `https://127.0.0.1:PORT`; drainpipe speaks h2c to an `http://` origin (the leak test's). */
   origin: string
   port: number
   /** Path of the CA certificate (PEM). */
@@ -47,6 +58,8 @@ export type Task =
   | {
       kind: 'throughput'
       client: ClientName
+      /** drainpipe's clients: the engine (undefined: the default, or DRAINPIPE_ENGINE). */
+      engine?: EngineName
       scenario: ThroughputScenario
       concurrency: number
       warmupMs: number
@@ -57,6 +70,7 @@ export type Task =
   | {
       kind: 'latency'
       client: ClientName
+      engine?: EngineName
       /** drainpipe only: recycle the connection at this age (ms), jitter 0. */
       recycleMs: number | undefined
       rate: number
@@ -68,17 +82,19 @@ export type Task =
       kind: 'recycles'
       /** drainpipe recycling at `ageMs`, or raw node:http2 connect → request → close cycles as the reference. */
       client: 'drainpipe' | 'node:http2 (raw)'
+      engine?: EngineName
       recycles: number
       warmupRecycles: number
       ageMs: number
       /** Requests kept in flight (each loop sends the next when the last ends). */
       trickle: number
     }
-  | { kind: 'idle-origins'; client: 'drainpipe' | 'undici Agent H2' | 'node:http2 (raw)'; origins: number }
+  | { kind: 'idle-origins'; client: 'drainpipe' | 'undici Agent H2' | 'node:http2 (raw)'; engine?: EngineName; origins: number }
 
 export interface ThroughputResult {
   kind: 'throughput'
   client: ClientName
+  engine?: EngineName
   scenario: ThroughputScenario
   /** req/s for small requests, MiB/s for 10 MiB transfers. */
   value: number
@@ -103,6 +119,7 @@ export interface Split {
 export interface LatencyResult {
   kind: 'latency'
   client: ClientName
+  engine?: EngineName
   recycleMs: number | undefined
   rate: number
   /** Microseconds, from the intended send time (coordinated omission corrected). */
@@ -122,6 +139,7 @@ export interface LatencyResult {
 export interface RecyclesResult {
   kind: 'recycles'
   client: 'drainpipe' | 'node:http2 (raw)'
+  engine?: EngineName
   recycles: number
   failed: number
   elapsedMs: number
@@ -137,6 +155,7 @@ export interface RecyclesResult {
 export interface IdleOriginsResult {
   kind: 'idle-origins'
   client: string
+  engine?: EngineName
   origins: number
   heapBefore: number
   heapAfter: number
@@ -158,6 +177,11 @@ export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
   const middle = sorted.length >> 1
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
+}
+
+/** a ÷ b, undefined when either is missing or b is 0. */
+export function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined || b === 0 ? undefined : a / b
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

@@ -23,10 +23,9 @@
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import { Client, DrainpipeError } from '../lib/index.js'
 import { pki } from '../test/helpers/pki.js'
+import { settledMemory } from './heap.js'
 
 interface Settings {
   requests: number
@@ -62,25 +61,13 @@ function settings(argv: string[]): Settings {
   }
 }
 
-/** A full GC is available without --expose-gc: the flag can be set at run time and gc fetched from a fresh context. */
-function gcFunction(): () => void {
-  setFlagsFromString('--expose-gc')
-  return runInNewContext('gc') as () => void
-}
-
-async function heapAfterGc(gc: () => void): Promise<number> {
-  for (let i = 0; i < 4; i++) {
-    gc()
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-  return process.memoryUsage().heapUsed
-}
+/** heapUsed after forced GCs: the bench's reading (heap.ts). */
+const heapAfterGc = async () => (await settledMemory()).heapUsed
 
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`
 
 async function main(): Promise<number> {
   const config = settings(process.argv.slice(2))
-  const gc = gcFunction()
   const started = performance.now()
 
   // ── Servers in their own process ────────────────────────────────────────
@@ -162,7 +149,7 @@ async function main(): Promise<number> {
       } finally {
         inFlight--
       }
-      if (ok + failed === warmup) heapBefore = await heapAfterGc(gc)
+      if (ok + failed === warmup) heapBefore = await heapAfterGc()
       if (performance.now() - progressAt > 5000) {
         progressAt = performance.now()
         const s = client.stats()
@@ -191,11 +178,11 @@ async function main(): Promise<number> {
   const unsettled = ended === 'timeout' ? inFlight : 0
   const elapsed = performance.now() - started
   const stats = client.stats()
-  const heapAfter = await heapAfterGc(gc)
+  const heapAfter = await heapAfterGc()
 
   await Promise.race([client.close(), new Promise((resolve) => setTimeout(resolve, 10_000))])
   await client.destroy()
-  const heapClosed = await heapAfterGc(gc)
+  const heapClosed = await heapAfterGc()
 
   // ── What the servers saw ────────────────────────────────────────────────
   child.send({ type: 'report' })

@@ -17,15 +17,14 @@ import diagnostics from 'node:diagnostics_channel'
 import * as hdr from 'hdr-histogram-js'
 import { makeClient } from '../clients.js'
 import { profileWindow } from '../profiler.js'
-import { PATHS, sleep, type LatencyResult, type Split, type Target, type Task } from '../common.js'
+import { PATHS, rowName, sleep, type LatencyResult, type Split, type Target, type Task } from '../common.js'
 
 export async function latency(task: Extract<Task, { kind: 'latency' }>, target: Target): Promise<LatencyResult> {
   const recycling = task.recycleMs !== undefined
-  const client = await makeClient(
-    task.client,
-    target,
-    recycling ? { maxConnectionAge: task.recycleMs, maxConnectionAgeJitter: 0 } : {},
-  )
+  const client = await makeClient(task.client, target, {
+    engine: task.engine,
+    ...(recycling ? { maxConnectionAge: task.recycleMs, maxConnectionAgeJitter: 0 } : {}),
+  })
   const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
   let errors = 0
   let firstError: string | undefined
@@ -103,7 +102,7 @@ export async function latency(task: Extract<Task, { kind: 'latency' }>, target: 
   tick()
   await sleep(task.warmupMs)
   recyclesBefore = recyclesAtStart()
-  const profiler = await profileWindow(task.profileDir, `latency-${task.client}${recycling ? '-recycling' : ''}`)
+  const profiler = await profileWindow(task.profileDir, `latency-${rowName(task.client, task.engine)}${recycling ? '-recycling' : ''}`)
   recording = true
   await sleep(task.durationMs)
   recording = false
@@ -121,6 +120,7 @@ export async function latency(task: Extract<Task, { kind: 'latency' }>, target: 
   const result: LatencyResult = {
     kind: 'latency',
     client: task.client,
+    engine: task.engine,
     recycleMs: task.recycleMs,
     rate: task.rate,
     p50: histogram.getValueAtPercentile(50),

@@ -1,5 +1,5 @@
 /**
- * Memory, measured in a child started with --expose-gc:
+ * Memory, read after forced full GCs (heap.ts):
  *
  * - recycles: drainpipe with a tiny maxConnectionAge (jitter 0) and a
  *   trickle of requests always in flight, so every age expiry is a real
@@ -7,6 +7,8 @@
  *   warm-up is compared with heapUsed after N more recycles, both after
  *   full GCs. The reference is raw node:http2 doing the same number of
  *   connect → request → close cycles: what Node itself keeps or fragments.
+ *   test/leaks.test.ts runs this task too (through the bench's child, on an
+ *   h2c origin), with a test-sized count.
  * - idle-origins: one request each to N distinct origins (oN.test, all
  *   mapped to 127.0.0.1 by `lookup`), connections left open and idle; heap
  *   and RSS per origin. Measured for drainpipe and, as references, undici's
@@ -24,17 +26,8 @@ import type { LookupAddress } from 'node:dns'
 import * as undici from 'undici'
 import { drainpipeClient } from '../clients.js'
 import { PATHS, sleep, type IdleOriginsResult, type RecyclesResult, type Target, type Task } from '../common.js'
+import { settledMemory } from '../heap.js'
 import { connectionsTo } from './throughput.js'
-
-async function settle(): Promise<NodeJS.MemoryUsage> {
-  const gc = (globalThis as { gc?: () => void }).gc
-  if (gc === undefined) throw new Error('memory scenarios need node --expose-gc')
-  for (let i = 0; i < 6; i++) {
-    gc()
-    await sleep(25)
-  }
-  return process.memoryUsage()
-}
 
 interface Churn {
   /** Recycles (or connection cycles) so far. */
@@ -46,7 +39,7 @@ interface Churn {
 }
 
 function drainpipeChurn(task: Extract<Task, { kind: 'recycles' }>, target: Target): Churn {
-  const client = drainpipeClient(target, { maxConnectionAge: task.ageMs, maxConnectionAgeJitter: 0 })
+  const client = drainpipeClient(target, { engine: task.engine, maxConnectionAge: task.ageMs, maxConnectionAgeJitter: 0 })
   const url = `${target.origin}${PATHS.small}`
   return {
     count: () => client.stats().recycles.ok,
@@ -107,7 +100,7 @@ export async function recycles(task: Extract<Task, { kind: 'recycles' }>, target
   stop = true
   await Promise.all(running)
   await sleep(100)
-  const before = await settle()
+  const before = await settledMemory()
   const startCount = churn.count()
   const started = performance.now()
   stop = false
@@ -119,12 +112,13 @@ export async function recycles(task: Extract<Task, { kind: 'recycles' }>, target
   const done = churn.count() - startCount
   // Let the last drained connection close before measuring.
   await sleep(100)
-  const after = await settle()
+  const after = await settledMemory()
   const failed = churn.failedRecycles()
   await Promise.race([churn.close(), sleep(5_000)])
   return {
     kind: 'recycles',
     client: task.client,
+    engine: task.engine,
     recycles: done,
     failed,
     elapsedMs,
@@ -154,11 +148,11 @@ interface OriginClient {
   close(): Promise<void>
 }
 
-function originClient(kind: Extract<Task, { kind: 'idle-origins' }>['client'], target: Target): OriginClient {
+function originClient(task: Extract<Task, { kind: 'idle-origins' }>, target: Target): OriginClient {
   const ca = readFileSync(target.caPath)
-  switch (kind) {
+  switch (task.client) {
     case 'drainpipe': {
-      const client = drainpipeClient(target, { lookup: lookup as never, connect: { ca, checkServerIdentity } })
+      const client = drainpipeClient(target, { engine: task.engine, lookup: lookup as never, connect: { ca, checkServerIdentity } })
       return {
         async get(origin) {
           const res = await client.request(`${origin}${PATHS.small}`)
@@ -205,11 +199,11 @@ function originClient(kind: Extract<Task, { kind: 'idle-origins' }>['client'], t
 }
 
 export async function idleOrigins(task: Extract<Task, { kind: 'idle-origins' }>, target: Target): Promise<IdleOriginsResult> {
-  const client = originClient(task.client, target)
+  const client = originClient(task, target)
   const origin = (i: number) => `https://o${i}.test:${target.port}`
   // Warm: a few origins, so modules, TLS contexts and JIT are in the baseline.
   for (let i = 0; i < 3; i++) await client.get(origin(100_000 + i))
-  const before = await settle()
+  const before = await settledMemory()
   let errors = 0
   let firstError: string | undefined
   let next = 0
@@ -228,12 +222,13 @@ export async function idleOrigins(task: Extract<Task, { kind: 'idle-origins' }>,
   await Promise.all(Array.from({ length: 20 }, worker))
   const elapsedMs = performance.now() - started
   await sleep(100)
-  const after = await settle()
+  const after = await settledMemory()
   const connections = connectionsTo(target.port)
   await Promise.race([client.close(), sleep(10_000)])
   return {
     kind: 'idle-origins',
     client: task.client,
+    engine: task.engine,
     origins: task.origins,
     heapBefore: before.heapUsed,
     heapAfter: after.heapUsed,

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { makeClient } from '../clients.js'
 import { profileWindow } from '../profiler.js'
-import { LARGE_SIZE, PATHS, POST_BODY, sleep, type Target, type Task, type ThroughputResult } from '../common.js'
+import { LARGE_SIZE, PATHS, POST_BODY, rowName, sleep, type Target, type Task, type ThroughputResult } from '../common.js'
 
 /** Established TCP connections from this process's side to the server's port (from /proc/net/tcp*). */
 export function connectionsTo(port: number): number {
@@ -30,7 +30,7 @@ export function connectionsTo(port: number): number {
 }
 
 export async function throughput(task: Extract<Task, { kind: 'throughput' }>, target: Target): Promise<ThroughputResult> {
-  const client = await makeClient(task.client, target)
+  const client = await makeClient(task.client, target, { engine: task.engine })
   const { scenario } = task
   const large = scenario === 'upload' || scenario === 'download'
   const method = scenario === 'post' || scenario === 'upload' ? 'POST' : 'GET'
@@ -77,7 +77,7 @@ export async function throughput(task: Extract<Task, { kind: 'throughput' }>, ta
   const workers = Array.from({ length: task.concurrency }, worker)
   await sleep(task.warmupMs)
   await nextCompletion(completed)
-  const profiler = await profileWindow(task.profileDir, `${task.scenario}-${task.client}`)
+  const profiler = await profileWindow(task.profileDir, `${task.scenario}-${rowName(task.client, task.engine)}`)
   const startCount = completed
   const started = lastCompletionAt
   const cpuStart = process.cpuUsage()
@@ -96,6 +96,7 @@ export async function throughput(task: Extract<Task, { kind: 'throughput' }>, ta
   return {
     kind: 'throughput',
     client: task.client,
+    engine: task.engine,
     scenario,
     value: large ? (perSecond * LARGE_SIZE) / 2 ** 20 : perSecond,
     completed: done,
