@@ -3,10 +3,16 @@ import { FormData as UndiciFormData, Request as UndiciRequest, fetch as undiciFe
 /** What `fetch()` accepts: a URL, undici's Request, or any WHATWG Request (Node's global one included). */
 export type FetchInput = Parameters<typeof undiciFetch>[0] | globalThis.Request
 
+/**
+ * Any body the platform's own `Response` takes (Node's global `FormData` among them). Named through
+ * `Response` rather than the DOM's `BodyInit`, so the types compile without the DOM lib.
+ */
+type PlatformBody = ConstructorParameters<typeof globalThis.Response>[0]
+
 /** The options of `fetch()`: undici's `RequestInit`, whose body may also be made by Node's global classes (`FormData`). */
 export type FetchInit = Omit<NonNullable<Parameters<typeof undiciFetch>[1]>, 'body'> & {
   /** The request body: anything undici's `fetch` takes, and Node's global `FormData` too. */
-  body?: NonNullable<Parameters<typeof undiciFetch>[1]>['body'] | globalThis.BodyInit | null
+  body?: NonNullable<Parameters<typeof undiciFetch>[1]>['body'] | PlatformBody
 }
 
 function isRequestLike(input: unknown): input is globalThis.Request {

@@ -40,7 +40,8 @@ for (const file of files.filter((name) => /\.(js|d\.ts)$/.test(name))) {
   }
 }
 
-const released = /^## \[([^\]]+)\]/m.exec(read('CHANGELOG.md'))?.[1]
+// Keep a Changelog: an [Unreleased] section on top collects what is not released yet.
+const released = /^## \[(?!Unreleased\])([^\]]+)\]/m.exec(read('CHANGELOG.md'))?.[1]
 if (released !== pkg.version) problems.push(`CHANGELOG.md's latest version is ${released}, package.json says ${pkg.version}`)
 if (!read('README.md').includes(`npm install ${pkg.name}`)) problems.push(`README.md does not say 'npm install ${pkg.name}'`)
 
