@@ -3,16 +3,13 @@ import { FormData as UndiciFormData, Request as UndiciRequest, fetch as undiciFe
 /** What `fetch()` accepts: a URL, undici's Request, or any WHATWG Request (Node's global one included). */
 export type FetchInput = Parameters<typeof undiciFetch>[0] | globalThis.Request
 
-/**
- * Any body the platform's own `Response` takes (Node's global `FormData` among them). Named through
- * `Response` rather than the DOM's `BodyInit`, so the types compile without the DOM lib.
- */
-type PlatformBody = ConstructorParameters<typeof globalThis.Response>[0]
-
 /** The options of `fetch()`: undici's `RequestInit`, whose body may also be made by Node's global classes (`FormData`). */
 export type FetchInit = Omit<NonNullable<Parameters<typeof undiciFetch>[1]>, 'body'> & {
-  /** The request body: anything undici's `fetch` takes, and Node's global `FormData` too. */
-  body?: NonNullable<Parameters<typeof undiciFetch>[1]>['body'] | PlatformBody
+  /**
+   * The request body: anything undici's `fetch` takes, and Node's global `FormData` too (any body the
+   * platform's `Response` takes: named through it, not the DOM's `BodyInit`, so no DOM lib is needed).
+   */
+  body?: NonNullable<Parameters<typeof undiciFetch>[1]>['body'] | ConstructorParameters<typeof globalThis.Response>[0]
 }
 
 function isRequestLike(input: unknown): input is globalThis.Request {
