@@ -250,7 +250,13 @@ describe('class: replacement without backoff or demand', () => {
     cleanup.push(() => client.destroy())
     const url = `https://api.test:${first.port}/hello`
     const origin = `https://api.test:${first.port}`
-    const backendOf = async () => (await client.request(url)).headers['x-backend'] as string
+    // Each body is read to its end: a response still in flight is demand, and would rightly make the
+    // shard reconnect at once after the GOAWAY below.
+    const backendOf = async () => {
+      const response = await client.request(url)
+      await response.body.text()
+      return response.headers['x-backend'] as string
+    }
     const openAddresses = () => new Set(client.stats().origins[origin]!.pools.filter((p) => p.state === 'open').map((p) => p.address))
     for (let i = 0; i < 4; i++) await backendOf()
     await until(() => openAddresses().size === 2, 'a connection open to each backend')
