@@ -15,7 +15,6 @@ import type { Clock } from './clock.js'
 import {
   type Connection,
   type ConnectionListener,
-  type ConnectTarget,
   type Engine,
   Http2ErrorCode,
   type RequestHead,

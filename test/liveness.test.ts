@@ -7,7 +7,7 @@ import { startBackend, tableLookup, type Backend } from './helpers/h2-server.js'
 import { ManualClock } from './helpers/manual-clock.js'
 import { pki } from './helpers/pki.js'
 import { until } from './helpers/processes.js'
-import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js'
+import { startTcpProxy } from './helpers/tcp-proxy.js'
 
 const cleanup: (() => Promise<unknown>)[] = []
 afterEach(async () => {

@@ -163,8 +163,6 @@ export function readsOf(cuts: ReplayParams['cuts'], frames: readonly Buffer[], l
   return reads
 }
 
-const cutsArb = fc.array(fc.record({ at, nearFrame: fc.boolean(), turnAfter: fc.boolean() }), { maxLength: 40 })
-
 /** What a replay varies, as small values (so a counterexample prints short): `planOf` makes the plan. */
 export interface ReplayParams {
   frameMutations: FrameMutation[]
