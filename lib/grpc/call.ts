@@ -12,7 +12,7 @@
  * metadata), and no promise per received message beyond the one each
  * `next()` of a stream returns.
  */
-import type { DescMessage, DescMethodUnary, MessageShape } from '@bufbuild/protobuf'
+import type { DescMessage, DescMethodStreaming, DescMethodUnary, MessageShape } from '@bufbuild/protobuf'
 import { Code, ConnectError, type UnaryResponse } from '@connectrpc/connect'
 import type { Compression } from '@connectrpc/connect/protocol'
 import type { Dispatcher } from 'undici'
@@ -263,18 +263,19 @@ export class UnaryCall extends GrpcCall {
   }
 }
 
-class UnaryResult implements UnaryResponse {
-  readonly stream = false
-  readonly service
-  readonly method
-  readonly message: Message
-  readonly #call: UnaryCall
+/**
+ * What a call resolves with: its method, and its metadata, read from the call when asked (the
+ * trailers arrive after the result is handed out).
+ */
+export abstract class CallResult<Method extends DescMethodUnary | DescMethodStreaming> {
+  readonly method: Method
+  readonly service: Method['parent']
+  readonly #call: GrpcCall
 
-  constructor(call: UnaryCall, message: Message) {
+  constructor(call: GrpcCall) {
     this.#call = call
-    this.method = call.plan.method as DescMethodUnary
+    this.method = call.plan.method as Method
     this.service = this.method.parent
-    this.message = message
   }
 
   get header(): Headers {
@@ -283,5 +284,15 @@ class UnaryResult implements UnaryResponse {
 
   get trailer(): Headers {
     return this.#call.trailer
+  }
+}
+
+class UnaryResult extends CallResult<DescMethodUnary> implements UnaryResponse {
+  readonly stream = false
+  readonly message: Message
+
+  constructor(call: UnaryCall, message: Message) {
+    super(call)
+    this.message = message
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { DescMethodStreaming } from '@bufbuild/protobuf'
 import { Code, ConnectError, type StreamResponse } from '@connectrpc/connect'
-import { GrpcCall, type Message } from './call.js'
+import { CallResult, GrpcCall, type Message } from './call.js'
 import type { MethodPlan, TransportSettings } from './request.js'
 import { toConnectError } from './status.js'
 
@@ -183,25 +183,12 @@ export class StreamCall extends GrpcCall implements AsyncIterable<Message>, Asyn
   }
 }
 
-class StreamResult implements StreamResponse {
+class StreamResult extends CallResult<DescMethodStreaming> implements StreamResponse {
   readonly stream = true
-  readonly service
-  readonly method
   readonly message: AsyncIterable<Message>
-  readonly #call: StreamCall
 
   constructor(call: StreamCall) {
-    this.#call = call
-    this.method = call.plan.method as DescMethodStreaming
-    this.service = this.method.parent
+    super(call)
     this.message = call
-  }
-
-  get header(): Headers {
-    return this.#call.header
-  }
-
-  get trailer(): Headers {
-    return this.#call.trailer
   }
 }
