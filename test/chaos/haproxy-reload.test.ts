@@ -36,21 +36,13 @@ describe.skipIf(haproxy.skip)(`haproxy reloaded with -sf under load${haproxy.not
     cleanup.push(async () => events.stop())
 
     const succeeded = new Set<string>()
-    let reloading: Promise<void> = Promise.resolve()
-    const reloadErrors: unknown[] = []
     const report = await drive({
       total: 3000,
       concurrency: 20,
       maxDuration: 40_000,
-      onSettled: (settled) => {
-        // A reload every 300 requests, one at a time, while the load keeps going.
-        if (settled % 300 === 0 && settled < 3000) {
-          reloading = reloading.then(() => proxy.reload()).catch((error: unknown) => void reloadErrors.push(error))
-        }
-      },
+      disrupt: { requests: 300, action: () => proxy.reload() },
       send: mixedRequests(client, base, succeeded),
     })
-    await reloading
     await proxy.drained()
     const stats = client.stats()
     const { lost, duplicated } = exactlyOnce(succeeded, upstream.processed)
@@ -64,7 +56,7 @@ describe.skipIf(haproxy.skip)(`haproxy reloaded with -sf under load${haproxy.not
       }),
     )
     if (report.failed > 0) console.log(report.failures.slice(0, 3))
-    expect(reloadErrors).toEqual([])
+    expect(report.disruptionErrors).toEqual([])
     expect(report.sent).toBe(3000)
     expect(proxy.reloads).toBeGreaterThanOrEqual(8)
     expect(report.failed).toBe(0)

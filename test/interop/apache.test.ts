@@ -55,18 +55,12 @@ describe.skipIf(apache.skip)(`interop: Apache httpd (mod_http2), graceful restar
     const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [server.host] }).lookup, ...tap.clientOptions })
     cleanup.push(() => client.destroy())
 
-    // One restart at a time, while the load keeps going.
-    let restarting: Promise<void> = Promise.resolve()
-    const restartErrors: unknown[] = []
     const outcome = await run({
       mix: mix(client, `https://api.test:${server.port}`, recorderRoutes({ trailers: true })),
       tap,
       processed: upstream.processed,
-      onSettled: (settled) => {
-        if (settled % 250 === 0 && settled < TOTAL) restarting = restarting.then(() => server.graceful()).catch((error: unknown) => void restartErrors.push(error))
-      },
+      disrupt: { requests: 250, action: () => server.graceful() },
     })
-    await restarting
     const { report } = outcome
 
     const failedPosts = report.failures.filter((failure) => failure.index % 2 === 1)
@@ -79,7 +73,7 @@ describe.skipIf(apache.skip)(`interop: Apache httpd (mod_http2), graceful restar
       }),
     )
 
-    expect(restartErrors).toEqual([])
+    expect(report.disruptionErrors).toEqual([])
     expect(server.restarts).toBe(3)
     expect(report.sent).toBe(TOTAL)
     expect(report.hung).toBe(0)

@@ -12,7 +12,7 @@ import { tableLookup } from '../helpers/h2-server.js'
 import { pki } from '../helpers/pki.js'
 import { requires, until } from '../helpers/processes.js'
 import { H2O_BINARY, startH2o } from './helpers/h2o.js'
-import { TOTAL, expectClean, line, mix, recorderRoutes, run } from './helpers/mix.js'
+import { expectClean, line, mix, recorderRoutes, run } from './helpers/mix.js'
 import { tapEngine } from './helpers/tap.js'
 
 const h2o = requires(H2O_BINARY, 'h2o')
@@ -33,20 +33,14 @@ describe.skipIf(h2o.skip)(`interop: h2o, graceful restarts (SIGHUP) under load${
     const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [server.host] }).lookup, ...tap.clientOptions })
     cleanup.push(() => client.destroy())
 
-    // One restart at a time, while the load keeps going.
-    let restarting: Promise<void> = Promise.resolve()
-    const restartErrors: unknown[] = []
     const outcome = await run({
       mix: mix(client, `https://api.test:${server.port}`, recorderRoutes({ trailers: false })),
       tap,
       processed: upstream.processed,
-      onSettled: (settled) => {
-        if (settled % 200 === 0 && settled < TOTAL) restarting = restarting.then(() => server.restart()).catch((error: unknown) => void restartErrors.push(error))
-      },
+      disrupt: { requests: 200, action: () => server.restart() },
     })
-    await restarting
     console.log(line('h2o graceful restarts', client, outcome, { restarts: server.restarts }))
-    expect(restartErrors).toEqual([])
+    expect(outcome.report.disruptionErrors).toEqual([])
     expect(server.restarts).toBe(4)
     expectClean(outcome)
     // Each restart reached the client's connection as the old worker's GOAWAY. A restart is done once

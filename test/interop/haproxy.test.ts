@@ -33,21 +33,15 @@ describe.skipIf(haproxy.skip)(`interop: haproxy reloaded with -sf under load${ha
     const client = new Client({ connect: { ca: pki.ca }, lookup: tableLookup({ 'api.test': [proxy.host] }).lookup, ...tap.clientOptions })
     cleanup.push(() => client.destroy())
 
-    // One reload at a time, while the load keeps going.
-    let reloading: Promise<void> = Promise.resolve()
-    const reloadErrors: unknown[] = []
     const outcome = await run({
       mix: mix(client, `https://api.test:${proxy.port}`, recorderRoutes({ trailers: true })),
       tap,
       processed: upstream.processed,
-      onSettled: (settled) => {
-        if (settled % 200 === 0 && settled < 1000) reloading = reloading.then(() => proxy.reload()).catch((error: unknown) => void reloadErrors.push(error))
-      },
+      disrupt: { requests: 200, action: () => proxy.reload() },
     })
-    await reloading
     await proxy.drained()
     console.log(line('haproxy -sf reloads', client, outcome, { reloads: proxy.reloads }))
-    expect(reloadErrors).toEqual([])
+    expect(outcome.report.disruptionErrors).toEqual([])
     expect(proxy.reloads).toBe(4)
     expectClean(outcome)
     // A reload reaches the client as the old process's GOAWAY, unless reloads came faster than it reconnected.

@@ -23,6 +23,8 @@ export interface DriveReport {
   failures: Failure[]
   /** Failures by `name (code, unprocessed)`. */
   kinds: Record<string, number>
+  /** What the `disrupt` actions threw (a test expects none). */
+  disruptionErrors: unknown[]
   /** Latency percentiles of the successful requests (ms). */
   p50: number
   p99: number
@@ -40,6 +42,11 @@ export interface DriveOptions {
   stopWhen?: () => boolean
   /** Called after each settled request with the number settled so far. */
   onSettled?: (settled: number) => void
+  /**
+   * A disruption (a reload, a graceful restart) after every `requests` settled, before the last:
+   * one at a time, while the load keeps going. `drive` resolves once the last one is done.
+   */
+  disrupt?: { requests: number; action: () => Promise<void> }
   /** Sends request `index`; resolves when it fully succeeded, rejects when it failed. */
   send: (index: number) => Promise<void>
 }
@@ -58,6 +65,9 @@ export async function drive(options: DriveOptions): Promise<DriveReport> {
   let next = 0
   let hung = 0
   let settled = 0
+  let disrupting: Promise<void> = Promise.resolve()
+  const disruptionErrors: unknown[] = []
+  const { disrupt } = options
   const worker = async () => {
     while (next < options.total && performance.now() - started < options.maxDuration && !options.stopWhen?.()) {
       const index = next++
@@ -76,10 +86,15 @@ export async function drive(options: DriveOptions): Promise<DriveReport> {
       if (outcome === 'ok') latencies.push(performance.now() - sentAt)
       else if (outcome === 'hung') hung++
       else failures.push({ index, error: outcome.error, at: performance.now() - started })
-      options.onSettled?.(++settled)
+      settled++
+      options.onSettled?.(settled)
+      if (disrupt && settled % disrupt.requests === 0 && settled < options.total) {
+        disrupting = disrupting.then(disrupt.action).catch((error: unknown) => void disruptionErrors.push(error))
+      }
     }
   }
   await Promise.all(Array.from({ length: options.concurrency }, worker))
+  await disrupting
   latencies.sort((a, b) => a - b)
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? 0
   const kinds: Record<string, number> = {}
@@ -92,6 +107,7 @@ export async function drive(options: DriveOptions): Promise<DriveReport> {
     elapsed: performance.now() - started,
     failures,
     kinds,
+    disruptionErrors,
     p50: at(0.5),
     p99: at(0.99),
     max: latencies[latencies.length - 1] ?? 0,

@@ -15,7 +15,7 @@
  */
 import { expect } from 'vitest'
 import type { Client } from '../../../lib/index.js'
-import { drive, kindOf, summary, type DriveReport } from '../../chaos/helpers/drive.js'
+import { drive, kindOf, summary, type DriveOptions, type DriveReport } from '../../chaos/helpers/drive.js'
 import { exactlyOnce } from '../../chaos/helpers/recorder.js'
 import { pattern } from '../../helpers/h2-server.js'
 import { ENGINE, INTEROP_ID, provedUnprocessed, type Tap, type Verdict } from './tap.js'
@@ -103,13 +103,15 @@ export interface Outcome {
 }
 
 /**
- * Runs the workload; `onSettled` is where the test drives the server's
- * GOAWAY path. `processed` is the server's record of POST ids, if it keeps one.
+ * Runs the workload; `onSettled` or `disrupt` (see drive.ts) is where the test
+ * drives the server's GOAWAY path. `processed` is the server's record of POST
+ * ids, if it keeps one.
  */
 export async function run(options: {
   mix: Mix
   tap: Tap
   onSettled?: (settled: number) => void
+  disrupt?: DriveOptions['disrupt']
   processed?: Map<string, number>
 }): Promise<Outcome> {
   const report = await drive({
@@ -117,6 +119,7 @@ export async function run(options: {
     concurrency: CONCURRENCY,
     maxDuration: 40_000,
     onSettled: options.onSettled,
+    disrupt: options.disrupt,
     send: options.mix.send,
   })
   const verdicts: Outcome['verdicts'] = {}
