@@ -52,21 +52,19 @@ type Outcome =
   | { status: number; headers: Record<string, unknown>; body: string; trailers: Record<string, unknown> }
   | { error: { class: string; code: string; http2Code: number | undefined; unprocessed: boolean } }
 
+/** The outcome of a request that failed with `name` (`code`). */
+function error(name: string, code: string, http2Code?: number, unprocessed = false): Outcome {
+  return { error: { class: name, code, http2Code, unprocessed } }
+}
+
 /** Fields that differ between any two requests whatever the engine: the time, and which of the server's connections served it. */
 const VOLATILE = ['date', 'x-connection']
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
 
-function errorOutcome(error: unknown): Outcome {
-  if (!(error instanceof DrainpipeError)) throw new Error(`not a DrainpipeError: ${String(error)}`, { cause: error })
-  return {
-    error: {
-      class: error.constructor.name,
-      code: error.code,
-      http2Code: error instanceof ProtocolError ? error.http2Code : undefined,
-      unprocessed: error.unprocessed,
-    },
-  }
+function errorOutcome(failure: unknown): Outcome {
+  if (!(failure instanceof DrainpipeError)) throw new Error(`not a DrainpipeError: ${String(failure)}`, { cause: failure })
+  return error(failure.constructor.name, failure.code, failure instanceof ProtocolError ? failure.http2Code : undefined, failure.unprocessed)
 }
 
 async function outcome(client: Client, origin: string, row: Row): Promise<Outcome> {
@@ -117,8 +115,8 @@ function differsOnThisNode(row: Row): Row['differs'] {
     case 'DATA before the response head':
       return {
         why: 'from Node 22, node:http2 ends the connection on a malformed response; RFC 9113 §8.1.1 makes it a stream error',
-        wire: { error: { class: 'ProtocolError', code: 'DRAINPIPE_PROTOCOL', http2Code: ErrorCode.PROTOCOL_ERROR, unprocessed: false } },
-        node: { error: { class: 'ConnectionLostError', code: 'DRAINPIPE_CONNECTION_LOST', http2Code: undefined, unprocessed: false } },
+        wire: error('ProtocolError', 'DRAINPIPE_PROTOCOL', ErrorCode.PROTOCOL_ERROR),
+        node: error('ConnectionLostError', 'DRAINPIPE_CONNECTION_LOST'),
       }
     case 'an HPACK index beyond the tables (COMPRESSION_ERROR)':
       return undefined // Node 22 reports this connection error, as the wire engine does
@@ -345,8 +343,6 @@ const answers: Record<string, Answer> = {
   'no :status (malformed)': (c, id) => c.write(frames.headers(id, [['x-only', 'v']], { endStream: true })),
   'a body that never ends': (c, id) => c.write(Buffer.concat([frames.headers(id, [[':status', '200']]), frames.data(id, 'and then nothing')])),
 }
-
-const error = (name: string, code: string, http2Code?: number, unprocessed = false): Outcome => ({ error: { class: name, code, http2Code, unprocessed } })
 
 /**
  * Answers the engines treat differently, on purpose or for want of a way:
