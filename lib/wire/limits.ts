@@ -95,7 +95,8 @@ export const WRITE_HIGH_WATER = 65_536
  * DATA octets framed into one socket write; more follow in the same turn while the socket takes them.
  * Streams take turns frame by frame within a write, so the size only bounds how long a new request's
  * HEADERS wait behind bodies already framed (about a millisecond of TLS at 1 MiB). Each write costs a
- * drain cycle: 10 MiB uploads took 0.93× raw node:http2's CPU in 256 KiB writes, 1.07× in 1 MiB ones.
+ * drain cycle: against 64 KiB writes (alternating builds, one run), 10 MiB uploads took the same to 9 %
+ * less CPU and went 21 % faster beside small GETs, whose p99 stayed where it was.
  */
 export const DATA_PER_WRITE = 1_048_576
 
