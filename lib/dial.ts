@@ -38,7 +38,7 @@ export interface DialedSocket {
 }
 
 /** RFC 8305's "Connection Attempt Delay": the next address is tried when the previous one has not answered by then. */
-export const ATTEMPT_DELAY = 250
+const ATTEMPT_DELAY = 250
 
 /**
  * Connects to the first address that answers, trying the others of the same

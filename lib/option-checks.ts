@@ -38,7 +38,7 @@ export type Kind =
  * `servrname` would silently verify nothing it was meant to. Values are
  * left to tls, which checks them when it connects.
  */
-export const tlsOptions: Record<keyof ConnectOptions, true> = {
+const tlsOptions: Record<keyof ConnectOptions, true> = {
   ALPNCallback: true,
   SNICallback: true,
   allowPartialTrustChain: true,
@@ -77,7 +77,7 @@ export const tlsOptions: Record<keyof ConnectOptions, true> = {
 }
 
 /** tls.connect options drainpipe sets itself, with the reason (`ConnectOptions` omits them). */
-export const setByDrainpipe: Record<string, string> = {
+const setByDrainpipe: Record<string, string> = {
   host: "the URL's host (and 'lookup') decide where to connect",
   port: "the URL's port decides where to connect",
   path: 'drainpipe connects over TCP',

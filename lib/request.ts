@@ -18,7 +18,7 @@ export interface PreparedRequest {
 // Request targets: visible ASCII only, so nothing can be smuggled into :path.
 const PATH = /^[\x21-\x7e]*$/
 
-export function checkMethod(method: unknown): string {
+function checkMethod(method: unknown): string {
   if (typeof method !== 'string' || !TOKEN.test(method)) throw new InvalidArgumentError(`Invalid method '${shown(method)}'`)
   return method
 }
@@ -41,7 +41,7 @@ export function parseOrigin(origin: unknown, what = 'origin'): string {
 }
 
 /** Whether `origin` is an origin already parsed and in its canonical form (as `URL#origin` writes it). */
-export function isCanonicalOrigin(origin: string): boolean {
+function isCanonicalOrigin(origin: string): boolean {
   return parsedOrigins.get(origin) === origin
 }
 

@@ -52,7 +52,7 @@ const SINGLE_VALUE = new Set([
 ])
 
 /** RFC 7541 §4.1: a field's size is its name's and value's octets plus 32. */
-export const FIELD_OVERHEAD = 32
+const FIELD_OVERHEAD = 32
 
 /**
  * Why a field name is invalid in HTTP/2, or undefined: no octet in
