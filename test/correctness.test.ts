@@ -280,10 +280,11 @@ describe('class: replacement without backoff or demand', () => {
     await until(() => server.connections.length >= 1, 'a first connection')
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(server.connections.length).toBeLessThanOrEqual(2)
+    // Each backoff that passes allows one more connection: wait for it (or the request's end) each time.
     for (let i = 0; i < 20 && !result.done; i++) {
+      const before = server.connections.length
       clock.advance(8000)
-      await ioTurns(20)
-      await new Promise((resolve) => setTimeout(resolve, 20))
+      await until(() => result.done || server.connections.length > before, 'the next attempt after a backoff')
     }
     await within(result.ready, 5000, 'the request')
     expect(result.error).toBeInstanceOf(DrainpipeError)
@@ -502,8 +503,7 @@ describe('class: the HTTP/1.1 fallback outside the limits', () => {
     expect(outcomes.filter((o) => o.error instanceof QueueFullError)).toHaveLength(38)
     while (outcomes.some((o) => !o.done)) {
       release.splice(0).forEach((answer) => answer())
-      await ioTurns()
-      await new Promise((resolve) => setTimeout(resolve, 5))
+      await until(() => release.length > 0 || outcomes.every((o) => o.done), 'the next requests on the freed connections')
     }
     expect(outcomes.filter((o) => o.value?.statusCode === 200)).toHaveLength(12)
   })
