@@ -11,6 +11,7 @@ import {
 import type { BodySink } from './body.js'
 import type { Call } from './call.js'
 import { Outcome } from './health.js'
+import type { Slotted } from './slot-set.js'
 
 /** What an exchange needs from the pool that carries it. */
 export interface ExchangeHost {
@@ -41,7 +42,7 @@ const GRPC_UNAVAILABLE = '14'
  * response said, and when the stream closes early decides what that means:
  * refused, above a GOAWAY, lost, or reset.
  */
-export class Exchange implements StreamHandler {
+export class Exchange implements StreamHandler, Slotted {
   readonly call: Call
   readonly #host: ExchangeHost
   #stream!: Stream
@@ -60,6 +61,8 @@ export class Exchange implements StreamHandler {
   #serverError = false
   /** How the exchange ended, for its address's health; set when it settles. */
   outcome: Outcome = Outcome.None
+  /** Its place in the pool's exchanges. */
+  slot = -1
 
   private constructor(host: ExchangeHost, call: Call) {
     this.#host = host

@@ -23,6 +23,7 @@ import {
   type StreamHandler,
 } from './engine.js'
 import { ConnectError, ConnectionLostError, InvalidHeaderError, ProtocolError, ReadOnlyError } from './errors.js'
+import { SlotSet, type Slotted } from './slot-set.js'
 
 export const nodeEngine: Engine = {
   name: 'node',
@@ -102,7 +103,7 @@ class NodeConnection implements Connection {
   readonly #session: ClientHttp2Session
   readonly #socket: net.Socket
   readonly #clock: Clock
-  readonly #streams = new Set<NodeStream>()
+  readonly #streams = new SlotSet<NodeStream>()
   #listener: ConnectionListener | undefined
   #goawayLastStreamId = Infinity
   #lost: Error | undefined
@@ -230,7 +231,7 @@ class NodeConnection implements Connection {
 
   destroy(error?: Error): void {
     if (error) this.#lost ??= error
-    for (const stream of [...this.#streams]) stream.lose(this.#lost ?? new ConnectionLostError('The connection was destroyed'))
+    for (const stream of this.#streams.values()) stream.lose(this.#lost ?? new ConnectionLostError('The connection was destroyed'))
     this.#session.destroy()
     this.#socket.destroy()
   }
@@ -248,7 +249,9 @@ class NodeConnection implements Connection {
   }
 }
 
-class NodeStream implements Stream {
+class NodeStream implements Stream, Slotted {
+  /** Its place in the connection's streams. */
+  slot = -1
   readonly #connection: NodeConnection
   readonly #stream: ClientHttp2Stream
   readonly #handler: StreamHandler

@@ -6,6 +6,7 @@ import { ConnectionLostError, ConnectTimeoutError, DrainTimeoutError, ReadOnlyEr
 import { Exchange, type ExchangeHost } from './exchange.js'
 import { Liveness, type Deadline } from './liveness.js'
 import { defaults, type ResolvedOptions } from './options.js'
+import { SlotSet } from './slot-set.js'
 
 /**
  * A pool's state, with what each state holds. A pool is one HTTP/2
@@ -98,7 +99,7 @@ export class Pool implements ExchangeHost {
   readonly successorOf: number | undefined
   readonly #context: OriginContext
   readonly #owner: PoolOwner
-  readonly #exchanges = new Set<Exchange>()
+  readonly #exchanges = new SlotSet<Exchange>()
   #state: PoolState
   /** Events that arrive while one is being handled (a stream failed by this transition reports back): handled after it. */
   readonly #mailbox: PoolEvent[] = []
@@ -380,7 +381,7 @@ export class Pool implements ExchangeHost {
           : event.type === 'destroy-requested'
             ? event.error
             : undefined
-      if (leftover) for (const exchange of [...this.#exchanges]) exchange.terminate(leftover)
+      if (leftover) for (const exchange of this.#exchanges.values()) exchange.terminate(leftover)
       connectionOf(from)!.destroy(state.error ?? this.#lostError)
     }
     publish('drainpipe:pool:close', () => ({

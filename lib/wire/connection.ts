@@ -29,6 +29,7 @@ import { Sender } from './send.js'
 import { HEADER_TABLE_SIZE, Settings } from './settings.js'
 import { Shutdown } from './shutdown.js'
 import { WireStream, type StreamOwner } from './stream.js'
+import { StreamTable } from './stream-table.js'
 
 /** What the connection counted; tests and diagnostics read it. */
 export interface WireCounters {
@@ -111,7 +112,7 @@ export class WireConnection implements Connection, StreamOwner {
   readonly clock: Clock
   readonly origin: string
   /** Streams opened and not yet closed on both sides, by id. */
-  readonly streams = new Map<number, WireStream>()
+  readonly streams = new StreamTable()
   readonly send: Sender
   readonly receive: ReceiveFlow
   readonly settings: Settings
@@ -212,7 +213,7 @@ export class WireConnection implements Connection, StreamOwner {
     send.writer.headers(id, encoder.finish(), endStream, send.maxFrameSize)
     const recvWindow = this.receive.newStreamWindow(settings.acked)
     const stream = new WireStream(this, id, handler, settings.initialWindow, recvWindow, head.method === 'HEAD', endStream, send.generation)
-    this.streams.set(id, stream)
+    this.streams.add(stream)
     send.schedule()
     return stream
   }
@@ -257,7 +258,7 @@ export class WireConnection implements Connection, StreamOwner {
   /** The stream is done on both sides (or gone): out of the table, its slot free. */
   remove(stream: WireStream): void {
     stream.open = false
-    this.streams.delete(stream.id)
+    this.streams.delete(stream)
     this.send.forget(stream)
     // Not from here: a stream may end in the middle of a flush.
     if (this.shutdown.closing && this.streams.size === 0) process.nextTick(this.shutdown.endWhenIdle)

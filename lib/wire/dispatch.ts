@@ -30,6 +30,7 @@ import type { ReceiveFlow } from './receive-flow.js'
 import type { Sender } from './send.js'
 import { HEADER_TABLE_SIZE } from './settings.js'
 import type { WireStream } from './stream.js'
+import type { StreamTable } from './stream-table.js'
 
 /** Ids of streams we reset lately: the frames the server sent before it saw our RST_STREAM are expected, and ignored. */
 class RecentResets {
@@ -48,7 +49,7 @@ class RecentResets {
 
 export class FrameDispatch implements FrameHandler {
   readonly #c: WireConnection
-  readonly #streams: Map<number, WireStream>
+  readonly #streams: StreamTable
   readonly #send: Sender
   readonly #receive: ReceiveFlow
   readonly #counters: WireCounters

@@ -10,13 +10,14 @@ import { connectionError, DEFAULT_WINDOW, MAX_WINDOW, MIN_MAX_FRAME_SIZE } from 
 import { FrameWriter } from './frame-writer.js'
 import { DATA_PER_WRITE, WRITE_HIGH_WATER } from './limits.js'
 import type { WireStream } from './stream.js'
+import type { StreamTable } from './stream-table.js'
 
 const EMPTY = Buffer.alloc(0)
 
 /** What the sender asks of its connection. */
 export interface SendOwner {
   /** Every open stream, for a window that opened for all of them. */
-  readonly streams: ReadonlyMap<number, WireStream>
+  readonly streams: StreamTable
   /** Both sides of the stream are done: it leaves the table. */
   remove(stream: WireStream): void
   /** A stream handler threw from `writable()`. */
@@ -39,8 +40,11 @@ export class Sender {
   readonly #owner: SendOwner
   /** What the server lets us send on the whole connection now. */
   #window = DEFAULT_WINDOW
-  /** Streams with body bytes or their end to send, in turn. */
-  readonly #sendable = new Set<WireStream>()
+  /**
+   * Streams with body bytes or their end to send, in turn; `stream.sendable`
+   * says who is here. An array, not a Set: see StreamTable.
+   */
+  readonly #sendable: WireStream[] = []
   #socketBlocked = false
   #flushScheduled = false
 
@@ -51,19 +55,27 @@ export class Sender {
 
   /** The stream has body bytes or its end to send. */
   want(stream: WireStream): void {
-    this.#sendable.add(stream)
+    this.#enlist(stream)
     this.schedule()
   }
 
   /** The stream left the table: nothing more of it is sent. */
   forget(stream: WireStream): void {
-    this.#sendable.delete(stream)
+    if (!stream.sendable) return
+    stream.sendable = false
+    this.#sendable.splice(this.#sendable.indexOf(stream), 1)
   }
 
   /** A window opened for every stream (the connection's, or the server's initial window). */
   wantAll(): void {
-    for (const stream of this.#owner.streams.values()) if (stream.queued > 0) this.#sendable.add(stream)
-    if (this.#sendable.size > 0) this.schedule()
+    for (const stream of this.#owner.streams.values()) if (stream.queued > 0) this.#enlist(stream)
+    if (this.#sendable.length > 0) this.schedule()
+  }
+
+  #enlist(stream: WireStream): void {
+    if (stream.sendable) return
+    stream.sendable = true
+    this.#sendable.push(stream)
   }
 
   /** WINDOW_UPDATE on stream 0 (RFC 9113 §6.9). */
@@ -102,7 +114,7 @@ export class Sender {
     }
     let owed: WireStream[] | undefined
     for (;;) {
-      if (!this.#socketBlocked && this.#sendable.size > 0) owed = this.#frameData(owed)
+      if (!this.#socketBlocked && this.#sendable.length > 0) owed = this.#frameData(owed)
       if (this.writer.queued === 0) break
       this.generation++
       if (!this.writer.flush(this.#socket)) this.#socketBlocked = true
@@ -116,7 +128,7 @@ export class Sender {
         this.#owner.fault(error)
       }
       this.batching = false
-      if (this.writer.queued > 0 || this.#sendable.size > 0) this.schedule()
+      if (this.writer.queued > 0 || this.#sendable.length > 0) this.schedule()
     }
   }
 
@@ -131,12 +143,21 @@ export class Sender {
   #frameData(owed: WireStream[] | undefined): WireStream[] | undefined {
     let budget = DATA_PER_WRITE
     let progress = true
-    while (progress && budget > 0 && this.#sendable.size > 0) {
+    const sendable = this.#sendable
+    while (progress && budget > 0 && sendable.length > 0) {
       progress = false
-      for (const stream of this.#sendable) {
+      // A turn for each stream; the ones done leave, the others keep their order. Nothing in the
+      // turn calls out of the engine (`remove` only updates tables), so the array holds still.
+      const turns = sendable.length
+      let kept = 0
+      for (let turn = 0; turn < turns; turn++) {
+        const stream = sendable[turn]!
         if (stream.queued > 0) {
           const size = Math.min(stream.queued, stream.sendWindow, this.#window, this.maxFrameSize, budget)
-          if (size <= 0) continue
+          if (size <= 0) {
+            sendable[kept++] = stream
+            continue
+          }
           const chunk = stream.take(size)
           const last = stream.endQueued && stream.queued === 0
           this.writer.data(stream.id, chunk, last)
@@ -155,10 +176,13 @@ export class Sender {
           progress = true
         }
         if (stream.queued === 0) {
-          this.#sendable.delete(stream)
+          stream.sendable = false
           if (stream.endSent && stream.remoteEnded && stream.open) this.#owner.remove(stream)
+        } else {
+          sendable[kept++] = stream
         }
       }
+      sendable.length = kept
     }
     return owed
   }

@@ -11,7 +11,7 @@ import { connectionError, DEFAULT_WINDOW, MAX_MAX_FRAME_SIZE, MAX_WINDOW, MIN_MA
 import type { HpackEncoder } from './hpack.js'
 import { MAX_SETTINGS_ENTRIES, MAX_SETTINGS_PER_WINDOW, RateLimit, SETTINGS_ACK_TIMEOUT, SETTINGS_WINDOW } from './limits.js'
 import type { Sender } from './send.js'
-import type { WireStream } from './stream.js'
+import type { StreamTable } from './stream-table.js'
 
 /** The HPACK dynamic table size we decode with (announced) and at most encode with. */
 export const HEADER_TABLE_SIZE = 4_096
@@ -21,7 +21,7 @@ const ANNOUNCED_MAX_CONCURRENT_STREAMS = 100
 /** What the settings ask of their connection. */
 export interface SettingsOwner {
   /** Every open stream, whose send windows follow the server's initial window. */
-  readonly streams: ReadonlyMap<number, WireStream>
+  readonly streams: StreamTable
   /** The server did not acknowledge our SETTINGS in time. */
   connectionError(error: ProtocolError): void
 }

@@ -127,7 +127,7 @@ export class Shutdown {
     for (const acked of c.pings.values()) acked(new ConnectionLostError(`The connection to ${c.origin} ended before the PING's ACK`, { cause: reason }))
     c.pings.clear()
     const goaway = this.goaway
-    for (const stream of [...c.streams.values()]) {
+    for (const stream of c.streams.values()) {
       c.remove(stream)
       if (stream.done || stream.remoteEnded) continue
       stream.dropHeld()

@@ -33,6 +33,8 @@ export class WireStream implements Stream {
   endQueued: boolean
   /** END_STREAM went into a frame: our side is closed. */
   endSent: boolean
+  /** In the sender's list of streams with something to send. */
+  sendable = false
   /** `write()` returned false: `writable()` is owed once the queue drains. */
   writableOwed = false
   /** The connection's flush count when the HEADERS were queued: equal to it while they were never written. */
