@@ -93,8 +93,9 @@ export function makePlan(argv: string[]): Plan {
   const runs = Number(option('--runs') ?? (quick ? 1 : 3))
   const timings = quick
     ? {
-        small: { warmupMs: 200, durationMs: 400 },
-        large: { warmupMs: 100, durationMs: 400 },
+        // Long enough a warm-up that the JIT's tier-up no longer lands in the window, on a pinned core.
+        small: { warmupMs: 1000, durationMs: 400 },
+        large: { warmupMs: 300, durationMs: 400 },
         latency: { rate: 2000, warmupMs: 2200, durationMs: 1500, recycleMs: 1000 },
         recycles: { recycles: 100, warmupRecycles: 20, ageMs: 1, trickle: 2 },
       }
